@@ -1,0 +1,3 @@
+from flowergan.cli.main import main
+
+main()
