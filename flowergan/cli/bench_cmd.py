@@ -1,0 +1,89 @@
+"""`flowergan bench`: speed and memory of each part, one JSON line per measurement."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from flowergan.cli.model_flags import model_options, pop_model_config
+
+WHATS = ["generator", "discriminator", "train", "data", "fid"]
+
+
+@click.command()
+@click.option("--what", type=click.Choice(WHATS), default="generator", show_default=True,
+              help="What to measure.")
+@model_options()
+@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Batch size.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Timed repeats (the median is reported).")
+@click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True, help="Untimed warm-up runs.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads (default: torch's).")
+@click.option("--compile", "compile_", is_flag=True, help="Use torch.compile where supported.")
+@click.option("--amp", type=click.Choice(["off", "bf16", "fp16"]), default="off", show_default=True,
+              help="Mixed precision for `train` on CUDA (never bf16 on a CPU without native bf16).")
+@click.option("--aug-p", type=float, default=0.2, show_default=True, help="ADA probability for `train`.")
+@click.option("--profile", is_flag=True, help="Also print a torch.profiler table of where the time goes.")
+@click.option("--num", type=click.IntRange(min=1), default=None, help="Images for `data`/`fid` measurements.")
+def bench(what: str, batch: int, device: str, repeats: int, warmup: int, threads: int | None, compile_: bool,
+          amp: str, aug_p: float, profile: bool, num: int | None, **kwargs) -> None:
+    """Measure speed (images/s, median of repeats) and peak memory; print one JSON line each.
+
+    \b
+    Examples:
+      flowergan bench --what generator --preset paper-128 --batch 8 --threads 2
+      flowergan bench --what train --preset tiny --batch 16
+      flowergan bench --what data
+    """
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = pop_model_config(kwargs)
+    ctx = _profiler(profile)
+    with ctx as prof:
+        records = _run(what, cfg, batch=batch, device=device, repeats=repeats, warmup=warmup, compile_=compile_,
+                       amp=amp, aug_p=aug_p, num=num)
+    for r in records:
+        click.echo(json.dumps(r))
+    if profile and prof is not None:
+        click.echo(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25), err=True)
+
+
+def _profiler(enabled: bool):
+    import contextlib
+
+    if not enabled:
+        return contextlib.nullcontext()
+    from torch.profiler import ProfilerActivity, profile
+
+    return profile(activities=[ProfilerActivity.CPU], record_shapes=False)
+
+
+def _run(what, cfg, *, batch, device, repeats, warmup, compile_, amp, aug_p, num):
+    if what == "generator":
+        from flowergan.networks.bench import bench_generator
+
+        return [bench_generator(cfg, batch=batch, device=device, repeats=repeats, warmup=warmup, compile=compile_)]
+    if what == "discriminator":
+        from flowergan.networks.bench import bench_discriminator
+
+        return [bench_discriminator(cfg, batch=batch, device=device, repeats=repeats, warmup=warmup)]
+    if what == "train":
+        from flowergan.training.bench import bench_train
+
+        return [bench_train(cfg, batch=batch, device=device, repeats=repeats, warmup=warmup, compile=compile_,
+                            amp=amp, aug_p=aug_p)]
+    if what == "data":
+        from flowergan.data.bench import run_bench
+
+        kw = {"num_photos": num} if num else {}
+        return run_bench(**kw)
+    if what == "fid":
+        from flowergan.metrics.bench import run_bench
+
+        kw = {"num": num} if num else {}
+        return run_bench(batch=batch, device=device, **kw)
+    raise click.UsageError(f"unknown --what {what}")

@@ -1,0 +1,39 @@
+"""Find the model behind a `--network` path: a model dir, a training run dir, or an official pickle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flowergan.networks.store import is_model_dir
+
+CHECKPOINTS_DIR = "checkpoints"
+
+
+def list_checkpoints(run_dir: str | Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first (names sort by image count)."""
+    d = Path(run_dir) / CHECKPOINTS_DIR
+    if not d.is_dir():
+        return []
+    return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".") and is_model_dir(p))
+
+
+def resolve_network(path: str | Path) -> tuple[str, Path]:
+    """-> ('model', dir) | ('official', pkl). A run dir resolves to its latest checkpoint.
+
+    Raises FileNotFoundError with a message that says what was expected.
+    """
+    p = Path(path)
+    if p.is_file() and p.suffix == ".pkl":
+        return "official", p
+    if p.is_dir() and is_model_dir(p):
+        return "model", p
+    if p.is_dir():
+        ckpts = list_checkpoints(p)
+        if ckpts:
+            return "model", ckpts[-1]
+        runs = sorted(q for q in p.iterdir() if q.is_dir() and list_checkpoints(q))
+        if runs:
+            return "model", list_checkpoints(runs[-1])[-1]
+    raise FileNotFoundError(
+        f"--network {path}: not a flowergan model folder (config.json + weights.safetensors), a training run "
+        f"folder with checkpoints/, or an official .pkl snapshot")

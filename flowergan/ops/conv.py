@@ -1,0 +1,155 @@
+"""Convolution with FIR up/down-sampling, and StyleGAN2's modulated convolution (Karras et al. 2020, eq. 1-3).
+
+`conv2d_resample` follows the official semantics exactly: the filter is applied around the
+convolution so that up-sampling is a strided transposed convolution followed by FIR filtering,
+and down-sampling is FIR filtering followed by a strided convolution.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from flowergan.ops.upfirdn import filter_size, upfirdn2d
+
+
+def _conv(x: torch.Tensor, w: torch.Tensor, stride: int = 1, padding: int | tuple = 0, groups: int = 1,
+          transpose: bool = False, flip_weight: bool = True) -> torch.Tensor:
+    """conv2d / conv_transpose2d; `flip_weight=False` flips the kernel (true convolution)."""
+    kh, kw = w.shape[2:]
+    if not flip_weight and (kw > 1 or kh > 1):
+        w = w.flip([2, 3])
+    if transpose:
+        return F.conv_transpose2d(x, w, stride=stride, padding=padding, groups=groups)
+    return F.conv2d(x, w, stride=stride, padding=padding, groups=groups)
+
+
+def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = None, up: int = 1,
+                    down: int = 1, padding: int = 0, groups: int = 1, flip_weight: bool = True,
+                    flip_filter: bool = False) -> torch.Tensor:
+    """2-D convolution with optional up/down-sampling by a FIR filter.
+
+    Args:
+        x: [N, C_in, H, W].
+        w: [C_out, C_in // groups, kh, kw].
+        f: FIR filter (from setup_filter) or None.
+        up, down: integer factors (each 1 or more).
+        padding: padding of the (virtual) upsampled input, before filtering.
+        groups: convolution groups.
+        flip_weight: False flips the kernel (true convolution); True is plain correlation.
+        flip_filter: see upfirdn2d.
+    Returns:
+        [N, C_out, H * up / down, W * up / down] for padding = k // 2.
+    """
+    assert x.ndim == 4 and w.ndim == 4, "conv2d_resample expects [N, C, H, W] input and a 4-D weight"
+    kh, kw = w.shape[2:]
+    fw, fh = filter_size(f)
+    px0 = px1 = py0 = py1 = padding
+    if up > 1:  # widen the padding for the filter taps around the upsampled grid
+        px0 += (fw + up - 1) // 2
+        px1 += (fw - up) // 2
+        py0 += (fh + up - 1) // 2
+        py1 += (fh - up) // 2
+    if down > 1:
+        px0 += (fw - down + 1) // 2
+        px1 += (fw - down) // 2
+        py0 += (fh - down + 1) // 2
+        py1 += (fh - down) // 2
+
+    # 1x1 kernel: resample on the cheaper side of the convolution.
+    if kw == 1 and kh == 1 and down > 1 and up == 1:
+        x = upfirdn2d(x, f, down=down, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
+        return _conv(x, w, groups=groups, flip_weight=flip_weight)
+    if kw == 1 and kh == 1 and up > 1 and down == 1:
+        x = _conv(x, w, groups=groups, flip_weight=flip_weight)
+        return upfirdn2d(x, f, up=up, padding=[px0, px1, py0, py1], gain=up**2, flip_filter=flip_filter)
+
+    if down > 1 and up == 1:  # filter, then strided conv
+        x = upfirdn2d(x, f, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
+        return _conv(x, w, stride=down, groups=groups, flip_weight=flip_weight)
+
+    if up > 1:  # strided transposed conv, then filter
+        if groups == 1:
+            wt = w.transpose(0, 1)  # [C_in, C_out, kh, kw]
+        else:
+            O, I = w.shape[:2]
+            wt = w.reshape(groups, O // groups, I, kh, kw).transpose(1, 2).reshape(groups * I, O // groups, kh, kw)
+        px0 -= kw - 1
+        px1 -= kw - up
+        py0 -= kh - 1
+        py1 -= kh - up
+        pxt = max(min(-px0, -px1), 0)
+        pyt = max(min(-py0, -py1), 0)
+        x = _conv(x, wt, stride=up, padding=(pyt, pxt), groups=groups, transpose=True, flip_weight=not flip_weight)
+        x = upfirdn2d(x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up**2,
+                      flip_filter=flip_filter)
+        if down > 1:
+            x = upfirdn2d(x, f, down=down, flip_filter=flip_filter)
+        return x
+
+    if up == 1 and down == 1 and px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
+        return _conv(x, w, padding=(py0, px0), groups=groups, flip_weight=flip_weight)
+
+    # General case.
+    x = upfirdn2d(x, f if up > 1 else None, up=up, padding=[px0, px1, py0, py1], gain=up**2,
+                  flip_filter=flip_filter)
+    x = _conv(x, w, groups=groups, flip_weight=flip_weight)
+    if down > 1:
+        x = upfirdn2d(x, f, down=down, flip_filter=flip_filter)
+    return x
+
+
+def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor,
+                     noise: torch.Tensor | None = None, up: int = 1, down: int = 1, padding: int = 0,
+                     resample_filter: torch.Tensor | None = None, demodulate: bool = True,
+                     flip_weight: bool = True, fused_modconv: bool = True) -> torch.Tensor:
+    """Modulated convolution with optional weight demodulation.
+
+    Args:
+        x: [N, I, H, W] input activations.
+        weight: [O, I, kh, kw] weight (equalized-lr gain already applied by the caller or not needed).
+        styles: [N, I] per-sample input-channel scales.
+        noise: None or a tensor broadcastable to the output [N, O, H', W'], added after demodulation.
+        up, down, padding, resample_filter, flip_weight: see conv2d_resample.
+        demodulate: normalise each output channel's weights to unit L2 norm (eq. 3).
+        fused_modconv: True -> one grouped conv with per-sample weights (inference);
+            False -> scale activations, shared conv, scale outputs (training; cheaper backward).
+    Returns:
+        [N, O, H', W'].
+    """
+    N = x.shape[0]
+    O, I, kh, kw = weight.shape
+    assert styles.shape == (N, I), f"styles must be [N={N}, I={I}], got {tuple(styles.shape)}"
+
+    if x.dtype == torch.float16 and demodulate:  # keep fp16 in range: pre-normalise
+        weight = weight * (1 / (I * kh * kw) ** 0.5 / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
+        styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
+
+    dcoefs = None
+    if demodulate or fused_modconv:
+        w = weight.unsqueeze(0) * styles.reshape(N, 1, I, 1, 1)  # [N, O, I, kh, kw]
+    if demodulate:
+        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N, O]
+
+    if not fused_modconv:
+        x = x * styles.to(x.dtype).reshape(N, I, 1, 1)
+        x = conv2d_resample(x, weight.to(x.dtype), f=resample_filter, up=up, down=down, padding=padding,
+                            flip_weight=flip_weight)
+        if dcoefs is not None and noise is not None:
+            return torch.addcmul(noise.to(x.dtype), x, dcoefs.to(x.dtype).reshape(N, -1, 1, 1))
+        if dcoefs is not None:
+            return x * dcoefs.to(x.dtype).reshape(N, -1, 1, 1)
+        if noise is not None:
+            return x + noise.to(x.dtype)
+        return x
+
+    if dcoefs is not None:
+        w = w * dcoefs.reshape(N, O, 1, 1, 1)
+    H, W = x.shape[2:]
+    x = x.reshape(1, N * I, H, W)
+    x = conv2d_resample(x, w.reshape(N * O, I, kh, kw).to(x.dtype), f=resample_filter, up=up, down=down,
+                        padding=padding, groups=N, flip_weight=flip_weight)
+    x = x.reshape(N, O, x.shape[2], x.shape[3])
+    if noise is not None:
+        x = x + noise.to(x.dtype)
+    return x

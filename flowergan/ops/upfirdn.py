@@ -1,0 +1,135 @@
+"""FIR up/down-sampling (upfirdn2d semantics): zero-insert upsample, pad/crop, FIR filter, decimate.
+
+The filter is applied as a true convolution (flipped) unless `flip_filter`; for the symmetric
+[1,3,3,1] filter of StyleGAN2 both are the same. Pure PyTorch; differentiable to any order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+def _pair(v: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(v, int):
+        return v, v
+    a, b = v
+    return int(a), int(b)
+
+
+def _padding4(padding: int | Sequence[int]) -> tuple[int, int, int, int]:
+    """-> (x0, x1, y0, y1)."""
+    if isinstance(padding, int):
+        return padding, padding, padding, padding
+    if len(padding) == 2:
+        px, py = padding
+        return px, px, py, py
+    x0, x1, y0, y1 = padding
+    return int(x0), int(x1), int(y0), int(y1)
+
+
+def setup_filter(f: Sequence[float] | torch.Tensor = (1, 3, 3, 1), normalize: bool = True,
+                 separable: bool = False, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Build a FIR filter tensor: 1-D input -> 2-D outer product [fh, fw] (or kept 1-D if separable)."""
+    f = torch.as_tensor(f, dtype=torch.float32, device=device)
+    if f.ndim == 0:
+        f = f[None]
+    if f.ndim == 1 and not separable:
+        f = torch.outer(f, f)
+    if normalize:
+        f = f / f.sum()
+    return f
+
+
+def filter_size(f: torch.Tensor | None) -> tuple[int, int]:
+    """-> (fw, fh) of a 1-D (separable) or 2-D filter; (1, 1) for None."""
+    if f is None:
+        return 1, 1
+    if f.ndim == 1:
+        return f.shape[0], f.shape[0]
+    return f.shape[1], f.shape[0]
+
+
+def _fir(x: torch.Tensor, f: torch.Tensor, flip_filter: bool) -> torch.Tensor:
+    """Depthwise 'valid' filtering of x [N, C, H, W] by f (1-D separable or 2-D) as one-channel convs."""
+    N, C, H, W = x.shape
+    f = f.to(x.dtype)
+    if not flip_filter:
+        f = f.flip(list(range(f.ndim)))
+    y = x.reshape(N * C, 1, H, W)  # one channel per image plane: cheaper than a grouped conv
+    if f.ndim == 1:
+        y = F.conv2d(y, f.reshape(1, 1, 1, -1))
+        y = F.conv2d(y, f.reshape(1, 1, -1, 1))
+    else:
+        y = F.conv2d(y, f[None, None])
+    return y.reshape(N, C, y.shape[2], y.shape[3])
+
+
+def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int | Sequence[int] = 1,
+              down: int | Sequence[int] = 1, padding: int | Sequence[int] = 0,
+              flip_filter: bool = False, gain: float = 1) -> torch.Tensor:
+    """Upsample (zero insertion), pad, FIR-filter and downsample a batch of images.
+
+    Args:
+        x: [N, C, H, W] input.
+        f: filter, 2-D [fh, fw], 1-D [fw] (applied separably) or None (identity).
+        up: integer upsampling factor (or (ux, uy)).
+        down: integer downsampling factor (or (dx, dy)).
+        padding: int, (px, py) or (x0, x1, y0, y1); negative values crop.
+        flip_filter: use the filter as given (correlation) instead of flipping it (convolution).
+        gain: overall gain; a 2-D filter is scaled by gain, a 1-D one by sqrt(gain) per pass.
+    Returns:
+        [N, C, (H*uy + y0 + y1 - fh + 1) // dy, (W*ux + x0 + x1 - fw + 1) // dx] (ceil division).
+    """
+    assert x.ndim == 4, f"upfirdn2d expects [N, C, H, W], got {tuple(x.shape)}"
+    upx, upy = _pair(up)
+    downx, downy = _pair(down)
+    x0, x1, y0, y1 = _padding4(padding)
+    N, C, H, W = x.shape
+    if upx > 1 or upy > 1:
+        x = x.reshape(N, C, H, 1, W, 1)
+        x = F.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])  # zeros after every sample
+        x = x.reshape(N, C, H * upy, W * upx)
+    if any(p > 0 for p in (x0, x1, y0, y1)):
+        x = F.pad(x, [max(x0, 0), max(x1, 0), max(y0, 0), max(y1, 0)])
+    if any(p < 0 for p in (x0, x1, y0, y1)):
+        x = x[:, :, max(-y0, 0): x.shape[2] - max(-y1, 0), max(-x0, 0): x.shape[3] - max(-x1, 0)]
+    if f is not None:
+        f = f * (gain ** (f.ndim / 2))
+        x = _fir(x, f, flip_filter)
+    elif gain != 1:
+        x = x * gain
+    if downx > 1 or downy > 1:
+        x = x[:, :, ::downy, ::downx]
+    return x
+
+
+def filter2d(x: torch.Tensor, f: torch.Tensor, padding: int | Sequence[int] = 0,
+             flip_filter: bool = False, gain: float = 1) -> torch.Tensor:
+    """Filter x [N, C, H, W] with f, padded so the output keeps the input size (plus `padding`)."""
+    fw, fh = filter_size(f)
+    x0, x1, y0, y1 = _padding4(padding)
+    p = [x0 + fw // 2, x1 + (fw - 1) // 2, y0 + fh // 2, y1 + (fh - 1) // 2]
+    return upfirdn2d(x, f, padding=p, flip_filter=flip_filter, gain=gain)
+
+
+def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2, padding: int | Sequence[int] = 0,
+               flip_filter: bool = False, gain: float = 1) -> torch.Tensor:
+    """Upsample x [N, C, H, W] -> [N, C, H*up, W*up] with FIR filter f (gain up**2 keeps DC)."""
+    upx, upy = _pair(up)
+    fw, fh = filter_size(f)
+    x0, x1, y0, y1 = _padding4(padding)
+    p = [x0 + (fw + upx - 1) // 2, x1 + (fw - upx) // 2, y0 + (fh + upy - 1) // 2, y1 + (fh - upy) // 2]
+    return upfirdn2d(x, f, up=(upx, upy), padding=p, flip_filter=flip_filter, gain=gain * upx * upy)
+
+
+def downsample2d(x: torch.Tensor, f: torch.Tensor, down: int = 2, padding: int | Sequence[int] = 0,
+                 flip_filter: bool = False, gain: float = 1) -> torch.Tensor:
+    """Downsample x [N, C, H, W] -> [N, C, H/down, W/down] after FIR filtering with f."""
+    dx, dy = _pair(down)
+    fw, fh = filter_size(f)
+    x0, x1, y0, y1 = _padding4(padding)
+    p = [x0 + (fw - dx + 1) // 2, x1 + (fw - dx) // 2, y0 + (fh - dy + 1) // 2, y1 + (fh - dy) // 2]
+    return upfirdn2d(x, f, down=(dx, dy), padding=p, flip_filter=flip_filter, gain=gain)
