@@ -1,0 +1,128 @@
+"""`flowergan bench --what train`: time each training phase separately and combine them with the lazy
+intervals (G main 1, G reg 1/4, D main 1, D reg 1/16), plus the achieved GFLOP/s against plain conv2d."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from flowergan import benchtools
+from flowergan.config import ModelConfig
+from flowergan.training.config import TrainConfig
+from flowergan.training.distributed import DistInfo
+
+
+class RandomImages:
+    """An in-memory dataset of random uint8 images (the bench measures compute, not data loading)."""
+
+    def __init__(self, cfg: ModelConfig, n: int = 256, seed: int = 0):
+        rng = np.random.RandomState(seed)
+        self.images = rng.randint(0, 256, size=(n, cfg.img_channels, cfg.resolution, cfg.resolution), dtype=np.uint8)
+        self.labels = np.eye(max(cfg.c_dim, 1), dtype=np.float32)[rng.randint(max(cfg.c_dim, 1), size=n)][:, :cfg.c_dim]
+        self.resolution, self.num_channels, self.label_dim = cfg.resolution, cfg.img_channels, cfg.c_dim
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def get_batch(self, idx, labels_only: bool = False):
+        idx = np.asarray(idx)
+        return (None if labels_only else self.images[idx]), self.labels[idx]
+
+
+class _CyclicSampler:
+    def __init__(self, n, rank=0, world=1, seed=0, shuffle=True):
+        self.n, self.pos = n, 0
+
+    def take(self, k):
+        out = (np.arange(self.pos, self.pos + k) % self.n)
+        self.pos += k
+        return out
+
+    def state_dict(self):
+        return {"pos": self.pos}
+
+    def load_state_dict(self, s):
+        self.pos = s["pos"]
+
+
+def _conv_reference_gflops(trainer, repeats: int = 3) -> tuple[float, float]:
+    """GFLOP/s of plain conv2d forward+backward on the 3x3 conv shapes of G's synthesis and D at this batch."""
+    shapes = []
+    N = trainer.batch_gpu
+    for m in list(trainer.G.synthesis.modules()) + list(trainer.D.modules()):
+        w = getattr(m, "weight", None)
+        if isinstance(w, torch.nn.Parameter) and w.ndim == 4 and w.shape[-1] == 3:
+            res = getattr(m, "resolution", None) or getattr(m, "_bench_res", None)
+            shapes.append((w.shape[1], w.shape[0], res))
+    # D layers have no resolution attribute: infer from their block.
+    for res in trainer.D.block_resolutions:
+        blk = getattr(trainer.D, f"b{res}")
+        for layer in (blk.conv0, blk.conv1):
+            shapes = [s for s in shapes if s[2] is not None]
+            shapes.append((layer.weight.shape[1], layer.weight.shape[0], res))
+    flops = 0.0
+    secs = 0.0
+    dev = trainer.device
+    for cin, cout, res in shapes:
+        x = torch.randn(N, cin, res, res, device=dev, requires_grad=True)
+        w = torch.randn(cout, cin, 3, 3, device=dev, requires_grad=True)
+
+        def run(x=x, w=w):
+            F.conv2d(x, w, padding=1).sum().backward()
+
+        t, _ = benchtools.time_median(run, dev, warmup=1, repeats=repeats)
+        flops += 3 * 2 * N * cin * cout * 9 * res * res  # forward + 2x backward
+        secs += t
+    return flops / secs / 1e9, secs
+
+
+def _count_step_flops(trainer, phases: list[str]) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        trainer.step(phases=phases)
+    return float(counter.get_total_flops())
+
+
+def bench_train(cfg: ModelConfig, batch: int = 8, device: str = "cpu", repeats: int = 3, warmup: int = 1,
+                compile: bool = False, amp: str = "off", aug_p: float = 0.2, flops: bool = True) -> dict[str, Any]:
+    """Median seconds of each phase; sec/iteration = Gmain + Greg/4 + Dmain + Dreg/16."""
+    from flowergan.training.loop import Trainer
+
+    dev = torch.device(device)
+    benchtools.reset_peak_mem(dev)
+    tcfg = TrainConfig(batch=batch, aug="fixed" if aug_p > 0 else "none", p=aug_p, device=device,
+                       amp=amp if amp == "bf16" else "off", compile=compile, style_mixing=0.9)
+    if amp == "fp16":
+        cfg = cfg.replace(num_fp16_res=4, conv_clamp=cfg.conv_clamp or 256)
+    data = RandomImages(cfg, n=max(4 * batch, 64))
+    trainer = Trainer(cfg, tcfg, None, data, device=dev, info=DistInfo(), sampler_cls=_CyclicSampler)
+    weights = {"Gmain": 1.0, "Greg": 1 / tcfg.pl_interval, "Dmain": 1.0, "Dreg": 1 / tcfg.r1_interval}
+    per_phase: dict[str, float] = {}
+    for name in weights:
+        times = []
+        for i in range(warmup + repeats):
+            trainer.batch_idx = 0  # every phase is due at batch 0
+            benchtools.sync(dev)
+            t0 = time.perf_counter()
+            trainer.step(phases=[name])
+            benchtools.sync(dev)
+            if i >= warmup:
+                times.append(time.perf_counter() - t0)
+        per_phase[name] = statistics.median(times)
+    sec_iter = sum(per_phase[k] * w for k, w in weights.items())
+    extra: dict[str, Any] = {"phase_sec": per_phase, "phase_weights": weights, "sec_per_kimg": sec_iter / batch * 1000,
+                             "aug_p": aug_p, "amp": amp, "compile": compile, "batch": batch}
+    if flops and dev.type == "cpu" and not compile:
+        step_flops = sum(_count_step_flops(trainer, [k]) * w for k, w in weights.items())
+        achieved = step_flops / sec_iter / 1e9
+        ref, _ = _conv_reference_gflops(trainer, repeats=repeats)
+        extra.update({"gflop_per_iter": step_flops / 1e9, "achieved_gflops": achieved,
+                      "conv2d_ref_gflops": ref, "fraction_of_conv2d": achieved / ref})
+    return benchtools.record("train", images=batch, seconds=sec_iter, device=dev, config=cfg.to_dict(), **extra)

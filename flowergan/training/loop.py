@@ -1,0 +1,406 @@
+"""The training loop: data, phases, optimisers, EMA, ADA, snapshots, exact resume, multi-process."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from flowergan.augment import AdaController, AugmentPipe
+from flowergan.config import ModelConfig, save_json
+from flowergan.networks import build_networks
+from flowergan.networks.resolve import list_checkpoints
+from flowergan.training import checkpoint as ckpt
+from flowergan.training.config import TrainConfig, resolve_auto
+from flowergan.training.distributed import (
+    DistInfo,
+    all_reduce_mean_grads,
+    all_reduce_sum_,
+    barrier,
+    broadcast_module,
+)
+from flowergan.training.ema import ema_beta, update_ema
+from flowergan.training.phases import StyleGAN2Loss, make_phases
+from flowergan.training.progress import RunLogger, StatsAccumulator, plot_progress, save_grid
+
+log = logging.getLogger(__name__)
+
+GRID_SEED = 123
+GRID_SIZE = 64
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the run stopped and the last good checkpoint is kept."""
+
+
+def new_run_dir(out: Path, desc: str) -> Path:
+    """out/NNNNN-desc with the next free number (like the official trainer)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ids = [int(m.group(1)) for p in out.iterdir() if (m := re.match(r"^(\d+)-", p.name))]
+    run = out / f"{(max(ids) + 1 if ids else 0):05d}-{desc}"
+    run.mkdir()
+    return run
+
+
+def latest_run(out: Path) -> Path | None:
+    """The newest run folder under `out` that holds a checkpoint."""
+    out = Path(out)
+    if not out.is_dir():
+        return None
+    runs = sorted(p for p in out.iterdir() if p.is_dir() and re.match(r"^\d+-", p.name) and list_checkpoints(p))
+    return runs[-1] if runs else None
+
+
+def images_to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 [N, C, H, W] -> float32 in [-1, 1]."""
+    return x.to(torch.float32) / 127.5 - 1
+
+
+class Trainer:
+    """One process's view of a training run. Rank 0 writes; every rank computes its share of the batch."""
+
+    def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig, run_dir: Path | None, dataset, *,
+                 device: torch.device, info: DistInfo = DistInfo(), resume: Path | None = None,
+                 init_modules: dict[str, torch.nn.Module] | None = None, sampler_cls=None):
+        cfg.validate()
+        self.cfg = cfg = resolve_auto(cfg, model_cfg.resolution)
+        self.info, self.device, self.run_dir, self.dataset = info, device, run_dir, dataset
+        if cfg.batch % info.world_size != 0:
+            raise ValueError(f"--batch {cfg.batch} must be divisible by the number of processes ({info.world_size})")
+        self.batch_gpu = cfg.batch // info.world_size
+        if model_cfg.mbstd_group > self.batch_gpu:
+            log.info("minibatch-stddev group %d > per-process batch %d: using %d", model_cfg.mbstd_group,
+                     self.batch_gpu, self.batch_gpu)
+            model_cfg = model_cfg.replace(mbstd_group=self.batch_gpu)
+        if model_cfg.mbstd_group and self.batch_gpu % model_cfg.mbstd_group != 0:
+            raise ValueError(f"per-process batch {self.batch_gpu} is not a multiple of the minibatch-stddev group "
+                             f"{model_cfg.mbstd_group}; change --batch or --set mbstd_group=...")
+        self.model_cfg = model_cfg
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+            torch.backends.cudnn.benchmark = True
+
+        # Networks: identical on every rank (same seed), then rank 0's copy is broadcast anyway.
+        G, D = build_networks(model_cfg, seed=cfg.seed)
+        if init_modules:
+            for name, src in (("G", init_modules.get("G_ema") or init_modules.get("G")), ("D", init_modules.get("D"))):
+                if src is not None:
+                    (G if name == "G" else D).load_state_dict(src.state_dict())
+        self.G = G.to(device).train().requires_grad_(False)
+        self.D = D.to(device).train().requires_grad_(False)
+        self.G_ema = copy.deepcopy(self.G).eval()
+        if init_modules and init_modules.get("G_ema") is not None:
+            self.G_ema.load_state_dict(init_modules["G_ema"].state_dict())
+        for m in (self.G, self.D, self.G_ema):
+            broadcast_module(m, info)
+        self.frozen_d = self._frozen_d_params(cfg.freeze_d)
+
+        # Augmentation.
+        self.augment_pipe = None
+        self.ada = None
+        if cfg.aug != "none":
+            self.augment_pipe = AugmentPipe.from_preset(cfg.aug_preset, p=cfg.p).to(device)
+            if cfg.aug == "ada":
+                self.ada = AdaController(self.augment_pipe, target=cfg.target, speed_kimg=cfg.ada_kimg,
+                                         interval=cfg.ada_interval, p=cfg.p)
+
+        # Phases and optimisers with the lazy-regularisation correction of lr and betas.
+        self.phases = make_phases(cfg.r1_interval, cfg.pl_interval)
+        self.opts: dict[str, torch.optim.Optimizer] = {}
+        for module, lr in (("G", cfg.lr_g), ("D", cfg.lr_d)):
+            ratio = next(p.lr_ratio for p in self.phases if p.module == module)
+            net = self.G if module == "G" else self.D
+            self.opts[module] = torch.optim.Adam(net.parameters(), lr=lr * ratio,
+                                                 betas=(cfg.betas[0] ** ratio, cfg.betas[1] ** ratio), eps=cfg.eps)
+        autocast = None
+        if cfg.amp == "bf16":
+            autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)  # noqa: E731
+        G_main = D_main = None
+        if cfg.compile:
+            G_main, D_main = copy.copy(self.G), torch.compile(self.D)
+            G_main.synthesis = torch.compile(self.G.synthesis)
+        self.loss = StyleGAN2Loss(self.G, self.D, self.augment_pipe, r1_gamma=cfg.gamma,
+                                  style_mixing=cfg.style_mixing, pl_weight=cfg.pl_weight, pl_decay=cfg.pl_decay,
+                                  pl_batch_shrink=cfg.pl_batch_shrink, noise_mode=cfg.noise_mode, ada=self.ada,
+                                  autocast=autocast, G_main=G_main, D_main=D_main)
+
+        # Data order: a seeded infinite sampler sharded over processes (its position is checkpointed).
+        if sampler_cls is None:
+            from flowergan.data.dataset import InfiniteSampler as sampler_cls
+        self.sampler = sampler_cls(len(dataset), rank=info.rank, world=info.world_size, seed=cfg.seed, shuffle=True)
+        self.label_rng = np.random.RandomState(cfg.seed * 1000 + info.rank)
+
+        self.cur_nimg = 0
+        self.batch_idx = 0
+        self.best: dict[str, Any] = {}
+        self.stats = StatsAccumulator()
+        torch.manual_seed(cfg.seed * info.world_size + info.rank)
+        if resume is not None:
+            self._resume(Path(resume))
+
+    # ------------------------------------------------------------------------------------------------
+    def _frozen_d_params(self, n: int) -> set[int]:
+        if n <= 0:
+            return set()
+        layers = self.D.layers_in_order()[:n]
+        return {id(p) for layer in layers for p in layer.parameters()}
+
+    def _set_trainable(self, module: str) -> torch.nn.Module:
+        net = self.G if module == "G" else self.D
+        net.requires_grad_(True)
+        if module == "D" and self.frozen_d:
+            for p in self.D.parameters():
+                if id(p) in self.frozen_d:
+                    p.requires_grad_(False)
+        return net
+
+    def next_real(self) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = self.sampler.take(self.batch_gpu)
+        img, lab = self.dataset.get_batch(idx)
+        img = images_to_float(torch.from_numpy(np.ascontiguousarray(img)).to(self.device, non_blocking=True))
+        c = torch.from_numpy(np.asarray(lab, dtype=np.float32)).to(self.device)
+        if self.model_cfg.c_dim == 0:
+            c = c[:, :0]
+        return img, c
+
+    def sample_c(self, n: int) -> torch.Tensor:
+        """Labels for generated images, drawn from the training set's label distribution."""
+        if self.model_cfg.c_dim == 0:
+            return torch.zeros([n, 0], device=self.device)
+        idx = self.label_rng.randint(len(self.dataset), size=n)
+        _, lab = self.dataset.get_batch(idx, labels_only=True)
+        return torch.from_numpy(np.asarray(lab, dtype=np.float32)).to(self.device)
+
+    # ------------------------------------------------------------------------------------------------
+    def step(self, real: tuple[torch.Tensor, torch.Tensor] | None = None, gen_z: torch.Tensor | None = None,
+             gen_c: torch.Tensor | None = None, phases: list[str] | None = None) -> dict[str, torch.Tensor]:
+        """One training iteration (all due phases, EMA, ADA). Inputs may be given explicitly (tests)."""
+        cfg = self.cfg
+        real_img, real_c = real if real is not None else self.next_real()
+        n_ph = len(self.phases)
+        if gen_z is None:
+            gen_z = torch.randn([n_ph, self.batch_gpu, self.model_cfg.z_dim], device=self.device)
+        if gen_c is None:
+            gen_c = self.sample_c(n_ph * self.batch_gpu).reshape(n_ph, self.batch_gpu, -1)
+        all_stats: dict[str, torch.Tensor] = {}
+        for i, phase in enumerate(self.phases):
+            if self.batch_idx % phase.interval != 0 or (phases is not None and phase.name not in phases):
+                continue
+            opt = self.opts[phase.module]
+            opt.zero_grad(set_to_none=True)
+            net = self._set_trainable(phase.module)
+            stats = self.loss.accumulate(phase.name, real_img, real_c, gen_z[i], gen_c[i], gain=phase.interval)
+            net.requires_grad_(False)
+            params = [p for p in net.parameters() if p.grad is not None]
+            all_reduce_mean_grads(params, self.info)
+            for p in params:
+                p.grad.nan_to_num_(nan=0, posinf=1e5, neginf=-1e5)
+            opt.step()
+            all_stats.update(stats)
+        update_ema(self.G_ema, self.G, ema_beta(cfg.batch, cfg.ema_kimg, self.cur_nimg, cfg.ema_rampup))
+        self.cur_nimg += cfg.batch
+        self.batch_idx += 1
+        if self.ada is not None and self.ada.ready:
+            self.ada.step(cfg.batch * self.ada.interval, reduce=lambda t: all_reduce_sum_(t, self.info))
+        if self.augment_pipe is not None:
+            all_stats["Progress/augment"] = self.augment_pipe.p.detach().clone()
+        all_stats["Loss/pl_mean"] = self.loss.pl_mean.detach().clone()
+        self.stats.add(all_stats)
+        if self.device.type == "cpu":  # free to check every step on the CPU
+            self._check_finite(all_stats)
+        return all_stats
+
+    def _check_finite(self, stats: dict[str, torch.Tensor]) -> None:
+        bad = [k for k, v in stats.items() if k.startswith("Loss/") and not torch.isfinite(v).all()]
+        if bad:
+            raise TrainingDiverged(
+                f"training diverged at {self.cur_nimg / 1000:.3f} kimg: {', '.join(bad)} became NaN/inf. "
+                f"The run stopped; the last good checkpoint is kept. Try a lower learning rate, a larger "
+                f"--gamma, or resume from that checkpoint with another --seed.")
+
+    # ------------------------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {"cur_nimg": self.cur_nimg, "batch_idx": self.batch_idx, "pl_mean": float(self.loss.pl_mean),
+                "ada": self.ada.state_dict() if self.ada is not None else None,
+                "augment_p": float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0,
+                "sampler": self.sampler.state_dict(), "label_rng": _np_rng_state(self.label_rng),
+                "best": self.best, "world_size": self.info.world_size}
+
+    def save_checkpoint(self, extra_meta: dict[str, Any] | None = None) -> Path | None:
+        if not self.info.is_main or self.run_dir is None:
+            return None
+        modules = {"G": self.G, "G_ema": self.G_ema, "D": self.D}
+        if self.augment_pipe is not None:
+            modules["augment_pipe"] = self.augment_pipe
+        meta = {"augment_p": float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0,
+                "kimg": self.cur_nimg / 1000, "train": self.cfg.to_dict(), **(extra_meta or {})}
+        path = ckpt.save_checkpoint(self.run_dir, self.model_cfg, modules, self.opts, self.state(),
+                                    ckpt.rng_state(self.device), meta)
+        protect = {self.best["checkpoint"]} if self.best.get("checkpoint") else set()
+        ckpt.prune_checkpoints(self.run_dir, self.cfg.keep, protect)
+        return path
+
+    def _resume(self, path: Path) -> None:
+        from flowergan.networks.store import load_model_dir
+
+        d = load_model_dir(path, which=("G", "G_ema", "D"))
+        if d["config"] != self.model_cfg:
+            raise ValueError(f"{path}: the checkpoint's model config differs from this run's; resume without "
+                             f"changing model flags (checkpoint: {json.dumps(d['config'].to_dict())})")
+        self.G.load_state_dict(d["G"].state_dict())
+        self.G_ema.load_state_dict(d["G_ema"].state_dict())
+        self.D.load_state_dict(d["D"].state_dict())
+        state, rng = ckpt.load_checkpoint_state(path, self.opts)
+        if state.get("world_size", 1) != self.info.world_size:
+            log.warning("resuming with %d processes; the checkpoint was written by %d (the data order changes)",
+                        self.info.world_size, state.get("world_size"))
+        self.cur_nimg, self.batch_idx = int(state["cur_nimg"]), int(state["batch_idx"])
+        self.loss.pl_mean.fill_(float(state["pl_mean"]))
+        if self.ada is not None and state.get("ada"):
+            self.ada.load_state_dict(state["ada"])
+        elif self.augment_pipe is not None:
+            self.augment_pipe.p.fill_(float(state.get("augment_p", 0.0)))
+        self.sampler.load_state_dict(state["sampler"])
+        if state.get("label_rng"):
+            self.label_rng.set_state(_np_rng_from_state(state["label_rng"]))
+        self.best = state.get("best") or {}
+        if self.info.world_size == 1:
+            ckpt.set_rng_state(rng, self.device)
+        else:
+            torch.manual_seed(self.cfg.seed * self.info.world_size + self.info.rank + self.batch_idx)
+        log.info("resumed from %s at %.3f kimg (augment p %.4f)", path, self.cur_nimg / 1000,
+                 float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0)
+
+    # ------------------------------------------------------------------------------------------------
+    def fixed_grid(self) -> torch.Tensor:
+        """The same 64 latents (and labels) at every snapshot, rendered by G_ema with constant noise."""
+        g = torch.Generator().manual_seed(GRID_SEED)
+        z = torch.randn([GRID_SIZE, self.model_cfg.z_dim], generator=g).to(self.device)
+        c = torch.zeros([GRID_SIZE, self.model_cfg.c_dim], device=self.device)
+        if self.model_cfg.c_dim:
+            c[torch.arange(GRID_SIZE), torch.arange(GRID_SIZE) % self.model_cfg.c_dim] = 1
+        with torch.no_grad():
+            return torch.cat([self.G_ema(z[i:i + 16], c[i:i + 16], noise_mode="const")
+                              for i in range(0, GRID_SIZE, 16)])
+
+    def run_metrics(self) -> dict[str, float]:
+        if not self.cfg.metrics:
+            return {}
+        from flowergan.metrics import compute
+
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            res = compute(self.G_ema, list(self.cfg.metrics), self.cfg.data, num_gen=self.cfg.metrics_num,
+                          device=self.device)
+        return {k: float(v) for k, v in res.items() if isinstance(v, (int, float))}
+
+
+def _np_rng_state(rng: np.random.RandomState) -> list:
+    name, keys, pos, has_gauss, cached = rng.get_state()
+    return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+
+
+def _np_rng_from_state(s: list):
+    return (s[0], np.array(s[1], dtype=np.uint32), s[2], s[3], s[4])
+
+
+def train(trainer: Trainer, *, progress: bool = True) -> dict[str, Any]:
+    """Run until cfg.kimg; snapshot every cfg.snap kimg and at the end. Returns the final statistics."""
+    cfg, info = trainer.cfg, trainer.info
+    run_dir = trainer.run_dir
+    total = int(round(cfg.kimg * 1000))
+    snap_nimg = max(int(round(cfg.snap * 1000)), 1)
+    log_nimg = int(round(cfg.log_every * 1000)) if cfg.log_every > 0 else max(total // 50, cfg.batch)
+    logger = RunLogger(run_dir) if (info.is_main and run_dir is not None) else None
+    if logger is not None and trainer.cur_nimg == 0:
+        reals = trainer.dataset.get_batch(np.arange(min(GRID_SIZE, len(trainer.dataset))))[0]
+        save_grid(images_to_float(torch.from_numpy(np.asarray(reals))), run_dir / "reals.png")
+    bar = None
+    if progress and info.is_main:
+        from tqdm import tqdm
+
+        bar = tqdm(total=round(total / 1000, 3), initial=round(trainer.cur_nimg / 1000, 3), unit="kimg",
+                   dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} kimg [{elapsed}<{remaining}{postfix}]")
+    next_log = (trainer.cur_nimg // log_nimg + 1) * log_nimg
+    next_snap = (trainer.cur_nimg // snap_nimg + 1) * snap_nimg
+    t_tick, n_tick = time.perf_counter(), trainer.cur_nimg
+    last: dict[str, Any] = {}
+    try:
+        while trainer.cur_nimg < total:
+            prev = trainer.cur_nimg
+            trainer.step()
+            if bar is not None:
+                bar.update((trainer.cur_nimg - prev) / 1000)
+            done = trainer.cur_nimg >= total
+            if trainer.cur_nimg >= next_log or trainer.cur_nimg >= next_snap or done:
+                bad = trainer.stats.nonfinite()
+                if bad:
+                    trainer._check_finite({k: torch.tensor(float("nan")) for k in bad})
+                means = trainer.stats.means(reduce=(lambda t: all_reduce_sum_(t, info) / info.world_size))
+                trainer.stats.reset()
+                dt = time.perf_counter() - t_tick
+                imgs = trainer.cur_nimg - n_tick
+                rec = {"kimg": trainer.cur_nimg / 1000, "batch_idx": trainer.batch_idx,
+                       "Timing/sec_per_kimg": dt / max(imgs, 1) * 1000, "Timing/img_per_s": imgs / max(dt, 1e-9),
+                       **means}
+                if trainer.ada is not None and trainer.ada.last_rt is not None:
+                    rec["Progress/rt"] = trainer.ada.last_rt
+                if trainer.device.type == "cuda":
+                    rec["Resources/peak_gpu_mem_gb"] = torch.cuda.max_memory_allocated(trainer.device) / 2**30
+                t_tick, n_tick = time.perf_counter(), trainer.cur_nimg
+                next_log = (trainer.cur_nimg // log_nimg + 1) * log_nimg
+                if logger is not None:
+                    logger.write(rec)
+                if bar is not None:
+                    bar.set_postfix_str(_postfix(rec), refresh=False)
+                last = rec
+            if trainer.cur_nimg >= next_snap or done:
+                next_snap = (trainer.cur_nimg // snap_nimg + 1) * snap_nimg
+                _snapshot(trainer, logger, done)
+                barrier(info)
+    finally:
+        if bar is not None:
+            bar.close()
+        if logger is not None:
+            logger.close()
+    return last
+
+
+def _postfix(rec: dict[str, Any]) -> str:
+    parts = [f"{rec['Timing/img_per_s']:.1f} img/s", f"{rec['Timing/sec_per_kimg']:.0f} s/kimg"]
+    for key, short in (("Loss/G/loss", "G"), ("Loss/D/loss_real", "Dr"), ("Loss/D/loss_fake", "Df"),
+                       ("Progress/augment", "p")):
+        if key in rec and math.isfinite(rec[key]):
+            parts.append(f"{short} {rec[key]:.3f}")
+    return ", ".join(parts)
+
+
+def _snapshot(trainer: Trainer, logger: RunLogger | None, done: bool) -> None:
+    """Checkpoint (with the RNG state of this exact moment), then grid, metrics, plot: rank 0 writes."""
+    run_dir = trainer.run_dir
+    metrics = trainer.run_metrics() if trainer.cfg.metrics else {}
+    if not trainer.info.is_main or run_dir is None:
+        return
+    kimg = trainer.cur_nimg / 1000
+    name = ckpt.checkpoint_name(trainer.cur_nimg)
+    if "fid" in metrics and (not trainer.best or metrics["fid"] < trainer.best.get("fid", math.inf)):
+        trainer.best = {"fid": metrics["fid"], "kimg": kimg, "checkpoint": name}
+    path = trainer.save_checkpoint({"metrics": metrics})
+    (run_dir / "samples").mkdir(exist_ok=True)
+    with torch.random.fork_rng(devices=[]):
+        save_grid(trainer.fixed_grid(), run_dir / "samples" / f"fakes-{kimg:010.3f}kimg.png")
+    if logger is not None and metrics:
+        logger.write({"kimg": kimg, **{f"Metrics/{k}": v for k, v in metrics.items()}})
+    plot_progress(run_dir / "log.jsonl", run_dir / "progress.png")
+    save_json({"checkpoint": str(path), "kimg": kimg, "best": trainer.best, "done": done}, run_dir / "latest.json")
+    log.info("snapshot at %.3f kimg -> %s%s", kimg, path,
+             "".join(f", {k} {v:.3f}" for k, v in metrics.items()))

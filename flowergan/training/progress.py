@@ -1,0 +1,149 @@
+"""What a person watching training sees: statistics accumulation, the JSON-lines log, TensorBoard
+events (when installed), sample grids, and a PNG plot of losses, p and FID against kimg."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+
+class StatsAccumulator:
+    """Sums of detached scalar tensors on the device; read (one sync) only at log time."""
+
+    def __init__(self):
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = defaultdict(int)
+
+    def add(self, stats: dict[str, torch.Tensor]) -> None:
+        for k, v in stats.items():
+            v = v.detach().float()
+            self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
+            self.counts[k] += 1
+
+    def nonfinite(self) -> list[str]:
+        return [k for k, v in self.sums.items() if not math.isfinite(float(v))]
+
+    def means(self, reduce=None) -> dict[str, float]:
+        if not self.sums:
+            return {}
+        keys = sorted(self.sums)
+        t = torch.stack([self.sums[k] / self.counts[k] for k in keys])
+        if reduce is not None:
+            t = reduce(t)
+        return dict(zip(keys, t.cpu().tolist()))
+
+    def reset(self) -> None:
+        self.sums.clear()
+        self.counts.clear()
+
+
+class RunLogger:
+    """Appends JSON lines to run_dir/log.jsonl and mirrors scalars to TensorBoard when available."""
+
+    def __init__(self, run_dir: Path, tensorboard: bool = True):
+        self.path = Path(run_dir) / "log.jsonl"
+        self.tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+            except Exception:  # tensorboard not installed: the JSON log is enough
+                log.debug("tensorboard not available; logging to log.jsonl only")
+
+    def write(self, record: dict[str, Any]) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.tb is not None and "kimg" in record:
+            step = int(round(record["kimg"] * 1000))
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and k != "kimg":
+                    self.tb.add_scalar(k, v, step)
+            self.tb.flush()
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    if not Path(path).is_file():
+        return []
+    out = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut by a crash
+            continue
+    return out
+
+
+def save_grid(images: torch.Tensor, path: Path, cols: int | None = None) -> None:
+    """images [N, C, H, W] float in ~[-1, 1] -> one PNG grid (written atomically)."""
+    import os
+
+    from PIL import Image
+
+    x = (images.detach().float().cpu() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    N, C, H, W = x.shape
+    cols = cols or int(math.ceil(math.sqrt(N)))
+    rows = int(math.ceil(N / cols))
+    grid = torch.zeros([C, rows * H, cols * W], dtype=torch.uint8)
+    for i in range(N):
+        r, c = divmod(i, cols)
+        grid[:, r * H:(r + 1) * H, c * W:(c + 1) * W] = x[i]
+    arr = grid.permute(1, 2, 0).numpy()
+    img = Image.fromarray(arr[:, :, 0] if C == 1 else arr, "L" if C == 1 else "RGB")
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    img.save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+def plot_progress(log_path: Path, out_path: Path) -> bool:
+    """Plot losses, augmentation p and FID against kimg into a PNG; False when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log.warning("matplotlib is not installed: no progress plot (pip install matplotlib)")
+        return False
+    recs = [r for r in read_log(log_path) if "kimg" in r]
+    if not recs:
+        return False
+    panels = [("Losses", ["Loss/G/loss", "Loss/D/loss_real", "Loss/D/loss_fake"]),
+              ("Regularisers", ["Loss/r1_penalty", "Loss/pl_penalty"]),
+              ("Augmentation", ["Progress/augment", "Progress/rt"]),
+              ("FID", ["Metrics/fid"])]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4))
+    for ax, (title, keys) in zip(axes, panels):
+        for k in keys:
+            pts = [(r["kimg"], r[k]) for r in recs if isinstance(r.get(k), (int, float)) and math.isfinite(r[k])]
+            if pts:
+                xs, ys = np.array(pts).T
+                ax.plot(xs, ys, marker="o" if len(pts) < 30 else None, ms=3, label=k.split("/")[-1])
+        ax.set_title(title)
+        ax.set_xlabel("kimg")
+        if ax.lines:
+            ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out_path = Path(out_path)
+    tmp = out_path.with_name(f".{out_path.name}.tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    import os
+
+    os.replace(tmp, out_path)
+    return True
