@@ -1,0 +1,279 @@
+"""`flowergan generate | mix | truncation | interpolate | project`: thin wrappers over flowergan.inference."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from pathlib import Path
+
+import click
+
+NOISE_CHOICES = ("const", "random", "none")
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+@contextlib.contextmanager
+def _usage_errors():
+    """Turn the library's input errors into click usage errors (message kept)."""
+    try:
+        yield
+    except (ValueError, FileNotFoundError) as e:
+        raise click.UsageError(str(e)) from None
+
+
+def _load(network: str, device: str):
+    from flowergan.inference import load
+
+    with _usage_errors():
+        return load(network, device=_device(device))
+
+
+def network_options(fn):
+    """--network and --device."""
+
+    @click.option("--network", required=True, type=click.Path(exists=True),
+                  help="Model folder, training run folder (latest checkpoint) or official .pkl.")
+    @click.option("--device", default="auto", show_default=True, help="auto (CUDA if available), cpu, cuda, cuda:1…")
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def style_options(fn):
+    """--trunc, --class and --noise-mode."""
+
+    @click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True,
+                  help="Truncation psi: 1 = none, 0 = the average image.")
+    @click.option("--class", "class_idx", type=int, default=None, help="Class index (conditional models only).")
+    @click.option("--noise-mode", type=click.Choice(NOISE_CHOICES), default="const", show_default=True,
+                  help="Per-pixel noise: the model's fixed maps, random (seeded per image), or none.")
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _seeds(text: str, what: str = "--seeds") -> list[int]:
+    from flowergan.inference.latents import parse_seeds
+
+    try:
+        return parse_seeds(text)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint=what) from None
+
+
+def _check_png(out: str, what: str = "--out") -> Path:
+    p = Path(out)
+    if p.suffix.lower() != ".png":
+        raise click.BadParameter(f"{out}: the figure is written as PNG; use a name ending in .png", param_hint=what)
+    return p
+
+
+@click.command()
+@network_options
+@click.option("--seeds", default=None, help="Seeds: a range '0-63', a list '1,5,7-9' or both.")
+@style_options
+@click.option("--outdir", required=True, type=click.Path(file_okay=False), help="Folder for seedNNNN.png files.")
+@click.option("--grid", is_flag=True, help="Also write grid.png with all images.")
+@click.option("--grid-cols", type=click.IntRange(min=1), default=None, help="Grid columns (default: square).")
+@click.option("--projected-w", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Render the ws in a projected_w.npz (key 'w') instead of seeds: projNN.png.")
+def generate(network, device, seeds, truncation_psi, class_idx, noise_mode, outdir, grid, grid_cols, projected_w):
+    """Generate one PNG per seed (z from numpy RandomState(seed), as the official generate.py).
+
+    \b
+    Examples:
+      flowergan generate --network models/flowers --seeds 0-63 --trunc 0.7 --outdir out --grid
+      flowergan generate --network models/flowers --projected-w out/proj/projected_w.npz --outdir out
+    """
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from flowergan.inference import make_grid, save_png
+
+    if (seeds is None) == (projected_w is None):
+        raise click.UsageError("give --seeds (e.g. 0-63) or --projected-w FILE.npz (one of them)")
+    pipe = _load(network, device)
+    out = Path(outdir)
+    images, written = [], []
+    with _usage_errors():
+        if projected_w is not None:
+            with np.load(projected_w, allow_pickle=False) as f:
+                if "w" not in f:
+                    raise click.UsageError(f"{projected_w}: no array named 'w' (expected [1, num_ws, w_dim])")
+                ws = f["w"]
+            ws = ws.reshape(-1, *ws.shape[-2:])
+            for i, w in enumerate(ws):
+                img = pipe.synthesize(w[None], noise_mode)[0]
+                written.append(save_png(img, out / f"proj{i:02d}.png"))
+                images.append(img)
+        else:
+            for seed in tqdm(_seeds(seeds), desc="generate", unit="img"):
+                img = pipe.generate([seed], truncation_psi, class_idx, noise_mode)[0]
+                written.append(save_png(img, out / f"seed{seed:04d}.png"))
+                if grid:
+                    images.append(img)
+    if grid:
+        written.append(save_png(make_grid(np.stack(images), grid_cols), out / "grid.png"))
+    click.echo(f"wrote {len(written)} file(s) to {out}" + (" (incl. grid.png)" if grid else ""))
+
+
+@click.command()
+@network_options
+@click.option("--rows", required=True, help="Row seeds (their images keep their other layers), e.g. 85,100,75.")
+@click.option("--cols", required=True, help="Column seeds (they give the chosen layers' styles), e.g. 55,821.")
+@click.option("--styles", default="coarse", show_default=True,
+              help="Layers taken from the column seed: '0-3', '0,2,5-7', or coarse / middle / fine / all.")
+@style_options
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Figure file (.png).")
+def mix(network, device, rows, cols, styles, truncation_psi, class_idx, noise_mode, out):
+    """Style-mixing figure: top row = column seeds, left column = row seeds, cell = row seed with the column
+    seed's styles on the chosen layers.
+
+    \b
+    Example:
+      flowergan mix --network models/flowers --rows 1,2,3 --cols 4,5,6 --styles coarse --out mix.png
+    """
+    from flowergan.inference import save_png
+
+    path = _check_png(out)
+    pipe = _load(network, device)
+    with _usage_errors():
+        r = pipe.mix(_seeds(rows, "--rows"), _seeds(cols, "--cols"), styles, truncation_psi, class_idx, noise_mode)
+    save_png(r.figure(), path)
+    click.echo(f"wrote {path} ({len(r.row_seeds)} x {len(r.col_seeds)} cells, layers {r.styles} of {pipe.num_ws})")
+
+
+@click.command()
+@network_options
+@click.option("--seeds", required=True, help="Seeds (rows), e.g. 1,2,3.")
+@click.option("--psi", "psis", default="1,0.7,0.5,0", show_default=True, help="Truncation values (columns).")
+@click.option("--class", "class_idx", type=int, default=None, help="Class index (conditional models only).")
+@click.option("--noise-mode", type=click.Choice(NOISE_CHOICES), default="const", show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Figure file (.png).")
+def truncation(network, device, seeds, psis, class_idx, noise_mode, out):
+    """Truncation sweep figure: one row per seed, one column per psi.
+
+    \b
+    Example:
+      flowergan truncation --network models/flowers --seeds 1,2,3 --psi 1,0.7,0.5,0 --out trunc.png
+    """
+    from flowergan.inference import make_grid, save_png
+    from flowergan.inference.latents import parse_floats
+
+    path = _check_png(out)
+    try:
+        psi_list = parse_floats(psis, "--psi")
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--psi") from None
+    pipe = _load(network, device)
+    with _usage_errors():
+        sweep = pipe.truncation_sweep(_seeds(seeds), psi_list, class_idx, noise_mode)
+    S, P = sweep.shape[:2]
+    save_png(make_grid(sweep.reshape(S * P, *sweep.shape[2:]), cols=P), path)
+    click.echo(f"wrote {path} ({S} seeds x psi {psi_list})")
+
+
+@click.command()
+@network_options
+@click.option("--seeds", required=True, help="Key seeds in order, e.g. 1,2,3.")
+@click.option("--frames", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Frames per transition between consecutive seeds.")
+@click.option("--space", type=click.Choice(["z", "w"]), default="z", show_default=True,
+              help="z: spherical interpolation of z; w: linear interpolation of w.")
+@click.option("--loop", is_flag=True, help="Return to the first seed at the end.")
+@click.option("--fps", type=float, default=30.0, show_default=True)
+@style_options
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Video file: .mp4 or .gif.")
+def interpolate(network, device, seeds, frames, space, loop, fps, truncation_psi, class_idx, noise_mode, out):
+    """Latent walk video through the seeds (MP4 via imageio-ffmpeg; GIF for .gif or when ffmpeg is missing).
+
+    \b
+    Example:
+      flowergan interpolate --network models/flowers --seeds 1,2,3 --frames 30 --space w --loop --out walk.mp4
+    """
+    from flowergan.inference import write_video
+    from flowergan.inference.video import VIDEO_SUFFIXES, ffmpeg_available
+
+    if Path(out).suffix.lower() not in VIDEO_SUFFIXES:
+        raise click.BadParameter(f"{out}: use a name ending in .mp4 or .gif", param_hint="--out")
+    pipe = _load(network, device)
+    with _usage_errors():
+        video = pipe.interpolate(_seeds(seeds), frames, space, truncation_psi, class_idx, noise_mode, loop)
+    if Path(out).suffix.lower() == ".mp4" and not ffmpeg_available():
+        click.echo("ffmpeg is unavailable (pip install imageio-ffmpeg): writing a GIF instead of MP4", err=True)
+    path = write_video(out, video, fps=fps)
+    click.echo(f"wrote {path} ({len(video)} frames, {space} space)")
+
+
+@click.command()
+@network_options
+@click.option("--target", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Photo to invert (center-cropped and resized to the model resolution).")
+@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True, help="Optimisation steps.")
+@click.option("--space", type=click.Choice(["w", "w+"]), default="w", show_default=True,
+              help="w: one w for all layers (official); w+: one w per layer (closer fit, less editable).")
+@click.option("--outdir", required=True, type=click.Path(file_okay=False))
+@click.option("--seed", type=int, default=303, show_default=True, help="Random seed of the optimisation.")
+@click.option("--lr", type=float, default=0.1, show_default=True, help="Initial (peak) learning rate.")
+@click.option("--class", "class_idx", type=int, default=None, help="Class index (conditional models only).")
+@click.option("--vgg16", default=None, metavar="download|none|PATH",
+              help="LPIPS network: 'download' (NVlabs vgg16.pt into the cache), a local TorchScript file, or 'none' "
+                   "for the fallback pixel loss. Default: $FLOWERGAN_VGG16 or the cache, else the fallback.")
+@click.option("--vgg16-sha256", default=None, help="sha256 you vouch for (checked) when the file is not known.")
+@click.option("--save-video/--no-save-video", default=True, show_default=True,
+              help="Write proj.mp4 (target | projection at each step; GIF without ffmpeg).")
+@click.option("--video-every", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Use every k-th step in the video.")
+def project(network, device, target, steps, space, outdir, seed, lr, class_idx, vgg16, vgg16_sha256, save_video,
+            video_every):
+    """Project a photo into the generator's W (or W+) space (the official projector).
+
+    Writes target.png, proj.png, projected_w.npz (key 'w', shape [1, num_ws, w_dim]) and proj.mp4.
+
+    \b
+    Example:
+      flowergan project --network models/flowers --target rose.jpg --steps 1000 --outdir out/proj
+    """
+    import numpy as np
+    import torch
+    from tqdm.auto import tqdm
+
+    from flowergan.inference import save_png, write_video
+    from flowergan.inference.perceptual import PerceptualError
+
+    pipe = _load(network, device)
+    out = Path(outdir)
+    with _usage_errors():
+        try:
+            r = pipe.project(target, steps, space, seed=seed, lr=lr, vgg16=vgg16, vgg16_sha256=vgg16_sha256,
+                             class_idx=class_idx)
+        except PerceptualError as e:
+            raise click.UsageError(str(e)) from None
+    save_png(r.target, out / "target.png")
+    save_png(r.image, out / "proj.png")
+    r.save_npz(out / "projected_w.npz")
+    msg = f"PSNR {r.psnr:.2f} dB ({r.loss_name} loss, {r.space.upper()} space, {steps} steps)"
+    if save_video:
+        idx = list(range(0, steps, video_every))
+        if idx[-1] != steps - 1:
+            idx.append(steps - 1)
+
+        def frames():
+            for i in tqdm(idx, desc="video", unit="frame", leave=False):
+                img = pipe.synthesize(torch.from_numpy(r.w_steps[i][None]), "const")[0]
+                yield np.concatenate([r.target, img], axis=1)
+
+        video = write_video(out / "proj.mp4", frames(), fps=10)
+        msg += f"; video {video.name}"
+    click.echo(f"wrote {out}/{{target.png, proj.png, projected_w.npz}}: {msg}")

@@ -1,0 +1,35 @@
+"""Helpers for the use-area tests (imported by conftest.py and the test modules)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from flowergan.config import preset
+from flowergan.networks import build_networks
+
+
+def make_tiny(c_dim: int = 0, seed: int = 0):
+    """A `tiny` generator with random weights, nudged to behave a little like a trained one:
+    toRGB weights scaled by 0.4 (outputs mostly inside [-1, 1], so little clipping), noise strength 0.05
+    (so 'random' and 'const' noise differ), and w_avg set to the mean w of 2000 seeds (so psi matters)."""
+    cfg = preset("tiny").replace(c_dim=c_dim)
+    G, D = build_networks(cfg, seed=seed)
+    G, D = G.eval(), D.eval()
+    with torch.no_grad():
+        for name, p in G.named_parameters():
+            if "torgb.weight" in name:
+                p.mul_(0.4)
+            if "noise_strength" in name:
+                p.fill_(0.05)
+        z = torch.from_numpy(np.random.RandomState(123).randn(2000, cfg.z_dim))
+        c = torch.zeros([2000, c_dim])
+        if c_dim:
+            c[:, 0] = 1
+        G.mapping.w_avg.copy_(G.mapping(z, c)[:, 0].mean(0))
+    return cfg, G, D
+
+
+def official_uint8(x: torch.Tensor) -> np.ndarray:
+    """The official float -> uint8 conversion, written out independently of flowergan.inference."""
+    return (x.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8).numpy()
