@@ -89,6 +89,7 @@ def _train(kw: dict, info, device) -> None:
     from flowergan.training.loop import Trainer, TrainingDiverged, latest_run, new_run_dir, train
 
     ctx = click.get_current_context()
+    preset_name = kw["preset"]
     model_cfg = pop_model_config(kw)
     out_dir = Path(kw["out_dir"])
 
@@ -151,7 +152,7 @@ def _train(kw: dict, info, device) -> None:
             model_cfg = m.config.replace(mbstd_group=model_cfg.mbstd_group)
         init_modules = {"G_ema": m.G, "D": m.D}
 
-    desc = f"{kw['preset']}-{Path(tcfg.data).stem}-b{tcfg.batch}" + ("-cond" if tcfg.cond else "")
+    desc = f"{preset_name}-{Path(tcfg.data).stem}-b{tcfg.batch}" + ("-cond" if tcfg.cond else "")
     resolved = {"model": model_cfg.to_dict(), "train": tcfg.to_dict(), "world_size": info.world_size,
                 "torch": torch.__version__, "command": " ".join(sys.argv)}
     if kw["dry_run"]:

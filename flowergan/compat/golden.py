@@ -71,9 +71,11 @@ def check_golden(npz_path: str | Path, json_path: str | Path, fused_modconv: boo
 
     Compare each error with `1e-4 * max_abs` of that output (the JSON lists max_abs per output).
     """
+    from flowergan.networks import set_channels_last
+
     G, D, arrays, _ = golden_networks(npz_path, json_path)
-    if channels_last:
-        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    for net in (G, D):
+        set_channels_last(net.to(memory_format=torch.channels_last) if channels_last else net, channels_last)
     ours = run_golden_outputs(G, D, arrays, fused_modconv=fused_modconv)
     errors = {}
     for key, val in ours.items():

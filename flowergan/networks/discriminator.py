@@ -35,6 +35,7 @@ class DiscriminatorBlock(nn.Module):
         self.in_channels, self.resolution, self.img_channels = in_channels, resolution, img_channels
         self.first_layer_idx, self.architecture, self.use_fp16 = first_layer_idx, architecture, use_fp16
         self.channels_last = use_fp16 and channels_last
+        self.activations_channels_last = True  # NHWC activations: faster convs on CPU and GPU (set_channels_last)
         self.register_buffer("resample_filter", setup_filter(resample_filter))  # [4, 4], as in official files
         # The same filter as separable taps (rank 1): two 1-D passes are cheaper than one 2-D pass.
         self.register_buffer("resample_filter_1d", setup_filter(resample_filter, separable=True), persistent=False)
@@ -62,7 +63,8 @@ class DiscriminatorBlock(nn.Module):
         dev = (x if x is not None else img).device
         use_fp16 = self.use_fp16 and not force_fp32 and dev.type == "cuda"
         dtype = torch.float16 if use_fp16 else torch.float32
-        fmt = torch.channels_last if (self.channels_last and use_fp16) else torch.contiguous_format
+        fmt = (torch.channels_last if (self.channels_last and use_fp16) or self.activations_channels_last
+               else torch.contiguous_format)
         if x is not None:
             x = x.to(dtype=dtype, memory_format=fmt)
         if self.in_channels == 0 or self.architecture == "skip":

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from flowergan.ops import bias_act, conv2d_resample, setup_filter
-from flowergan.ops.bias_act import ACTIVATIONS
+from flowergan.ops.bias_act import ACTIVATIONS, bias_lrelu_
 
 
 def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
@@ -82,10 +82,21 @@ class Conv2dLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros([out_channels])) if bias else None
 
     def forward(self, x: torch.Tensor, gain: float = 1) -> torch.Tensor:  # [N, I, H, W] -> [N, O, H', W']
+        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        if self.activation in ("linear", "lrelu"):
+            # Both are positively homogeneous: fold the output gain into the weight and the bias, and let
+            # the convolution add the bias, instead of extra full-size passes (same maths, less memory traffic).
+            g = self.act_gain * gain
+            w = self.weight * (self.weight_gain * g)
+            b = self.bias * g if self.bias is not None else None
+            x = conv2d_resample(x, w.to(x.dtype), f=self.resample_filter_1d, up=self.up, down=self.down,
+                                padding=self.padding, flip_weight=(self.up == 1), bias=b)
+            if self.activation == "lrelu":
+                return bias_lrelu_(x, None, clamp=clamp)
+            return x.clamp(-clamp, clamp) if clamp is not None else x
         w = self.weight * self.weight_gain
         x = conv2d_resample(x, w.to(x.dtype), f=self.resample_filter_1d, up=self.up, down=self.down,
                             padding=self.padding, flip_weight=(self.up == 1))
-        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return bias_act(x, self.bias, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
 
     def extra_repr(self) -> str:

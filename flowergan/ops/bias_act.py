@@ -59,3 +59,18 @@ def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, dim: int = 1, act: 
     if clamp is not None and clamp >= 0:
         x = x.clamp(-clamp, clamp)
     return x
+
+
+def bias_lrelu_(x: torch.Tensor, b: torch.Tensor | None, alpha: float = 0.2, clamp: float | None = None,
+                dim: int = 1) -> torch.Tensor:
+    """lrelu(x + b), clamped, computed in place on `x` (which must be a fresh intermediate that autograd
+    does not need, e.g. a convolution's output). Callers fold any gain into x and b beforehand (lrelu is
+    positively homogeneous: lrelu(z) * g == lrelu(z * g) for g > 0), saving full-size passes over memory."""
+    if b is not None:
+        shape = [1] * x.ndim
+        shape[dim] = -1
+        x = x.add_(b.to(x.dtype).reshape(shape))
+    x = F.leaky_relu(x, alpha, inplace=True)
+    if clamp is not None and clamp >= 0:
+        x = x.clamp(-clamp, clamp)
+    return x

@@ -14,19 +14,19 @@ from flowergan.ops.upfirdn import filter_size, upfirdn2d
 
 
 def _conv(x: torch.Tensor, w: torch.Tensor, stride: int = 1, padding: int | tuple = 0, groups: int = 1,
-          transpose: bool = False, flip_weight: bool = True) -> torch.Tensor:
+          transpose: bool = False, flip_weight: bool = True, bias: torch.Tensor | None = None) -> torch.Tensor:
     """conv2d / conv_transpose2d; `flip_weight=False` flips the kernel (true convolution)."""
     kh, kw = w.shape[2:]
     if not flip_weight and (kw > 1 or kh > 1):
         w = w.flip([2, 3])
     if transpose:
-        return F.conv_transpose2d(x, w, stride=stride, padding=padding, groups=groups)
-    return F.conv2d(x, w, stride=stride, padding=padding, groups=groups)
+        return F.conv_transpose2d(x, w, bias, stride=stride, padding=padding, groups=groups)
+    return F.conv2d(x, w, bias, stride=stride, padding=padding, groups=groups)
 
 
 def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = None, up: int = 1,
                     down: int = 1, padding: int = 0, groups: int = 1, flip_weight: bool = True,
-                    flip_filter: bool = False) -> torch.Tensor:
+                    flip_filter: bool = False, bias: torch.Tensor | None = None) -> torch.Tensor:
     """2-D convolution with optional up/down-sampling by a FIR filter.
 
     Args:
@@ -38,6 +38,7 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
         groups: convolution groups.
         flip_weight: False flips the kernel (true convolution); True is plain correlation.
         flip_filter: see upfirdn2d.
+        bias: optional [C_out] added to the output (inside the convolution where it is the last step).
     Returns:
         [N, C_out, H * up / down, W * up / down] for padding = k // 2.
     """
@@ -59,14 +60,15 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
     # 1x1 kernel: resample on the cheaper side of the convolution.
     if kw == 1 and kh == 1 and down > 1 and up == 1:
         x = upfirdn2d(x, f, down=down, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
-        return _conv(x, w, groups=groups, flip_weight=flip_weight)
+        return _conv(x, w, groups=groups, flip_weight=flip_weight, bias=bias)
     if kw == 1 and kh == 1 and up > 1 and down == 1:
         x = _conv(x, w, groups=groups, flip_weight=flip_weight)
-        return upfirdn2d(x, f, up=up, padding=[px0, px1, py0, py1], gain=up**2, flip_filter=flip_filter)
+        return _add_bias(upfirdn2d(x, f, up=up, padding=[px0, px1, py0, py1], gain=up**2, flip_filter=flip_filter),
+                         bias)
 
     if down > 1 and up == 1:  # filter, then strided conv
         x = upfirdn2d(x, f, padding=[px0, px1, py0, py1], flip_filter=flip_filter)
-        return _conv(x, w, stride=down, groups=groups, flip_weight=flip_weight)
+        return _conv(x, w, stride=down, groups=groups, flip_weight=flip_weight, bias=bias)
 
     if up > 1:  # strided transposed conv, then filter
         if groups == 1:
@@ -85,10 +87,10 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
                       flip_filter=flip_filter)
         if down > 1:
             x = upfirdn2d(x, f, down=down, flip_filter=flip_filter)
-        return x
+        return _add_bias(x, bias)
 
     if up == 1 and down == 1 and px0 == px1 and py0 == py1 and px0 >= 0 and py0 >= 0:
-        return _conv(x, w, padding=(py0, px0), groups=groups, flip_weight=flip_weight)
+        return _conv(x, w, padding=(py0, px0), groups=groups, flip_weight=flip_weight, bias=bias)
 
     # General case.
     x = upfirdn2d(x, f if up > 1 else None, up=up, padding=[px0, px1, py0, py1], gain=up**2,
@@ -96,13 +98,17 @@ def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = N
     x = _conv(x, w, groups=groups, flip_weight=flip_weight)
     if down > 1:
         x = upfirdn2d(x, f, down=down, flip_filter=flip_filter)
-    return x
+    return _add_bias(x, bias)
+
+
+def _add_bias(x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return x if bias is None else x + bias.to(x.dtype).reshape(1, -1, 1, 1)
 
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor,
                      noise: torch.Tensor | None = None, up: int = 1, down: int = 1, padding: int = 0,
                      resample_filter: torch.Tensor | None = None, demodulate: bool = True,
-                     flip_weight: bool = True, fused_modconv: bool = True) -> torch.Tensor:
+                     flip_weight: bool = True, fused_modconv: bool = True, out_gain: float = 1.0) -> torch.Tensor:
     """Modulated convolution with optional weight demodulation.
 
     Args:
@@ -114,6 +120,8 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         demodulate: normalise each output channel's weights to unit L2 norm (eq. 3).
         fused_modconv: True -> one grouped conv with per-sample weights (inference);
             False -> scale activations, shared conv, scale outputs (training; cheaper backward).
+        out_gain: multiply the convolution's output by this (folded into the demodulation
+            coefficients, so it costs nothing); `noise` is added unscaled.
     Returns:
         [N, O, H', W'].
     """
@@ -126,10 +134,13 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
 
     dcoefs = None
-    if demodulate or fused_modconv:
-        w = weight.unsqueeze(0) * styles.reshape(N, 1, I, 1, 1)  # [N, O, I, kh, kw]
     if demodulate:
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N, O]
+        # ||w * s||^2 per output channel, as a matmul: sum_i s_i^2 * sum_k w_oik^2 (no [N, O, I, k, k] tensor).
+        dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N, O]
+        if out_gain != 1:
+            dcoefs = dcoefs * out_gain
+    elif out_gain != 1:
+        dcoefs = torch.full([N, O], float(out_gain), device=x.device, dtype=styles.dtype)
 
     if not fused_modconv:
         x = x * styles.to(x.dtype).reshape(N, I, 1, 1)
@@ -143,6 +154,7 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
             return x + noise.to(x.dtype)
         return x
 
+    w = weight.unsqueeze(0) * styles.reshape(N, 1, I, 1, 1)  # [N, O, I, kh, kw]
     if dcoefs is not None:
         w = w * dcoefs.reshape(N, O, 1, 1, 1)
     H, W = x.shape[2:]

@@ -52,19 +52,22 @@ def filter_size(f: torch.Tensor | None) -> tuple[int, int]:
     return f.shape[1], f.shape[0]
 
 
-def _fir(x: torch.Tensor, f: torch.Tensor, flip_filter: bool) -> torch.Tensor:
-    """Depthwise 'valid' filtering of x [N, C, H, W] by f (1-D separable or 2-D) as one-channel convs."""
+def _fir(x: torch.Tensor, f: torch.Tensor, flip_filter: bool, down: tuple[int, int] = (1, 1)) -> torch.Tensor:
+    """Depthwise 'valid' filtering of x [N, C, H, W] by f (1-D separable or 2-D), decimating by `down`.
+
+    A grouped (depthwise) convolution is an order of magnitude faster on the CPU than folding channels
+    into the batch; decimation is the convolution's stride, so the dropped samples are never computed.
+    """
     N, C, H, W = x.shape
     f = f.to(x.dtype)
     if not flip_filter:
         f = f.flip(list(range(f.ndim)))
-    y = x.reshape(N * C, 1, H, W)  # one channel per image plane: cheaper than a grouped conv
+    dx, dy = down
     if f.ndim == 1:
-        y = F.conv2d(y, f.reshape(1, 1, 1, -1))
-        y = F.conv2d(y, f.reshape(1, 1, -1, 1))
-    else:
-        y = F.conv2d(y, f[None, None])
-    return y.reshape(N, C, y.shape[2], y.shape[3])
+        k = f.shape[0]
+        x = F.conv2d(x, f.reshape(1, 1, 1, k).expand(C, 1, 1, k), stride=(1, dx), groups=C)
+        return F.conv2d(x, f.reshape(1, 1, k, 1).expand(C, 1, k, 1), stride=(dy, 1), groups=C)
+    return F.conv2d(x, f[None, None].expand(C, 1, *f.shape), stride=(dy, dx), groups=C)
 
 
 def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int | Sequence[int] = 1,
@@ -98,8 +101,8 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int | Sequence[int] =
         x = x[:, :, max(-y0, 0): x.shape[2] - max(-y1, 0), max(-x0, 0): x.shape[3] - max(-x1, 0)]
     if f is not None:
         f = f * (gain ** (f.ndim / 2))
-        x = _fir(x, f, flip_filter)
-    elif gain != 1:
+        return _fir(x, f, flip_filter, down=(downx, downy))
+    if gain != 1:
         x = x * gain
     if downx > 1 or downy > 1:
         x = x[:, :, ::downy, ::downx]

@@ -29,9 +29,12 @@ class RandomImages:
     def __len__(self) -> int:
         return len(self.images)
 
-    def get_batch(self, idx, labels_only: bool = False):
+    def get_batch(self, idx):
         idx = np.asarray(idx)
-        return (None if labels_only else self.images[idx]), self.labels[idx]
+        return self.images[idx], self.labels[idx]
+
+    def get_label(self, i: int) -> np.ndarray:
+        return self.labels[i]
 
 
 class _CyclicSampler:

@@ -109,7 +109,9 @@ class Trainer:
         self.augment_pipe = None
         self.ada = None
         if cfg.aug != "none":
-            self.augment_pipe = AugmentPipe.from_preset(cfg.aug_preset, p=cfg.p).to(device)
+            # On the CPU a host sync is free, so pad only as far as the batch's transforms reach (much less work).
+            pad = "tight" if device.type == "cpu" else "max"
+            self.augment_pipe = AugmentPipe.from_preset(cfg.aug_preset, p=cfg.p, geom_pad=pad).to(device)
             if cfg.aug == "ada":
                 self.ada = AdaController(self.augment_pipe, target=cfg.target, speed_kimg=cfg.ada_kimg,
                                          interval=cfg.ada_interval, p=cfg.p)
@@ -178,8 +180,8 @@ class Trainer:
         if self.model_cfg.c_dim == 0:
             return torch.zeros([n, 0], device=self.device)
         idx = self.label_rng.randint(len(self.dataset), size=n)
-        _, lab = self.dataset.get_batch(idx, labels_only=True)
-        return torch.from_numpy(np.asarray(lab, dtype=np.float32)).to(self.device)
+        lab = np.stack([self.dataset.get_label(int(i)) for i in idx])
+        return torch.from_numpy(lab.astype(np.float32)).to(self.device)
 
     # ------------------------------------------------------------------------------------------------
     def step(self, real: tuple[torch.Tensor, torch.Tensor] | None = None, gen_z: torch.Tensor | None = None,
@@ -296,12 +298,12 @@ class Trainer:
     def run_metrics(self) -> dict[str, float]:
         if not self.cfg.metrics:
             return {}
-        from flowergan.metrics import compute
+        from flowergan.metrics.registry import compute, scalars
 
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             res = compute(self.G_ema, list(self.cfg.metrics), self.cfg.data, num_gen=self.cfg.metrics_num,
-                          device=self.device)
-        return {k: float(v) for k, v in res.items() if isinstance(v, (int, float))}
+                          device=self.device, progress=False)
+        return scalars(res)
 
 
 def _np_rng_state(rng: np.random.RandomState) -> list:

@@ -154,3 +154,35 @@ def test_modulated_conv_gradcheck():
     for fused in (True, False):
         assert torch.autograd.gradcheck(
             lambda a, b, c, fused=fused: modulated_conv2d(a, b, c, padding=1, fused_modconv=fused), (x, w, s))
+
+
+def test_layers_double_backward_with_folded_gains():
+    """R1 and path-length need gradients of gradients through the in-place, gain-folded layers."""
+    from flowergan.networks.generator import SynthesisLayer
+    from flowergan.networks.layers import Conv2dLayer
+
+    torch.manual_seed(0)
+    conv = Conv2dLayer(2, 3, 3, activation="lrelu", down=2).double()
+    conv.bias.data.normal_()
+    x = torch.randn(2, 2, 8, 8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(lambda t: conv(t, gain=0.7), (x,))
+    syn = SynthesisLayer(2, 3, w_dim=4, resolution=8, up=2).double()
+    syn.bias.data.normal_()
+    syn.noise_strength.data.fill_(0.3)
+    w = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
+    x4 = torch.randn(2, 2, 4, 4, dtype=torch.float64, requires_grad=True)
+    for fused in (False, True):
+        assert torch.autograd.gradgradcheck(
+            lambda a, b, fused=fused: syn(a, b, noise_mode="const", fused_modconv=fused, gain=0.5), (x4, w))
+
+
+def test_folded_gain_layers_match_unfolded_formula():
+    """Conv2dLayer(lrelu) == bias_act(conv(x, w * wg), b, lrelu, gain) computed the textbook way."""
+    from flowergan.networks.layers import Conv2dLayer
+
+    conv = Conv2dLayer(3, 4, 3, activation="lrelu", down=2).double()
+    conv.bias.data.normal_()
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    ref = conv2d_resample(x, conv.weight * conv.weight_gain, f=conv.resample_filter, down=2, padding=1)
+    ref = bias_act(ref, conv.bias, act="lrelu", gain=math.sqrt(2) * 0.5)
+    torch.testing.assert_close(conv(x, gain=0.5), ref)

@@ -15,7 +15,7 @@ def _tolerances(golden_dir):
     return {k: 1e-4 * max(v["max_abs"], 1e-6) for k, v in meta["outputs"].items()}
 
 
-@pytest.mark.parametrize("fused", [None, False], ids=["default", "unfused"])
+@pytest.mark.parametrize("fused", [None, False, True], ids=["default", "unfused", "fused"])
 @pytest.mark.parametrize("channels_last", [False, True], ids=["contiguous", "channels_last"])
 def test_golden_parity(golden_dir, fused, channels_last):
     errors = check_golden(golden_dir / "golden_public.npz", golden_dir / "golden_public.json",
