@@ -206,5 +206,5 @@ def _match_data(ctx, model_cfg, dataset, tcfg):
     elif model_cfg.c_dim:
         raise click.UsageError("--c-dim > 0 needs --cond (labels from the dataset)")
     if changes:
-        click.echo(f"model adjusted to the data: {changes}")
+        click.echo(f"model adjusted to the data: {changes}", err=True)
     return model_cfg.replace(**changes)
