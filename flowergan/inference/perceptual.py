@@ -10,11 +10,8 @@ given explicitly by the caller. NVlabs' `vgg16.pkl` pickle is never read.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import tempfile
-import urllib.request
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +19,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from flowergan.metrics import download as _dl
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +51,10 @@ class ChecksumError(PerceptualError):
 
 def cache_dir() -> Path:
     """`$FLOWERGAN_CACHE/detectors` (default `~/.cache/flowergan/detectors`), shared with the metrics area."""
-    root = os.environ.get("FLOWERGAN_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "flowergan")
-    path = Path(root) / "detectors"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _dl.cache_dir("detectors")
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
+sha256_file = _dl.sha256_file
 
 
 def _trusted(extra: str | None = None) -> set[str]:
@@ -84,29 +75,10 @@ def download_vgg16(url: str = VGG16_URL, dest: str | os.PathLike | None = None, 
     On a checksum mismatch nothing is kept and `ChecksumError` is raised. Returns the file path.
     """
     dest = Path(dest) if dest is not None else cache_dir() / VGG16_FILENAME
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    log.info("downloading %s -> %s", url, dest)
-    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
     try:
-        h = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-            total = int(resp.headers.get("Content-Length") or 0) or None
-            from tqdm.auto import tqdm
-
-            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
-                for chunk in iter(lambda: resp.read(_CHUNK), b""):
-                    out.write(chunk)
-                    h.update(chunk)
-                    bar.update(len(chunk))
-        got = h.hexdigest()
-        if sha256 is not None and got != sha256.strip().lower():
-            raise ChecksumError(f"download of {url} has sha256 {got}, expected {sha256}; nothing was saved. "
-                                f"Try again, or download it by hand and pass its path with --vgg16 PATH.")
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return dest
+        return _dl.download(url, dest, sha256=sha256.strip() if sha256 else None, progress=progress, timeout=timeout)
+    except _dl.ChecksumError as e:
+        raise ChecksumError(f"{e} (or download it by hand and pass its path with --vgg16 PATH)") from None
 
 
 def load_vgg16(path: str | os.PathLike, sha256: str | None = None, device: str | torch.device = "cpu") -> Any:

@@ -127,14 +127,13 @@ class Trainer:
         autocast = None
         if cfg.amp == "bf16":
             autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)  # noqa: E731
-        G_main = D_main = None
-        if cfg.compile:
-            G_main, D_main = copy.copy(self.G), torch.compile(self.D)
-            G_main.synthesis = torch.compile(self.G.synthesis)
+        synth_main = D_main = None
+        if cfg.compile:  # compiled callables for the main phases only (regularisers need double backward)
+            synth_main, D_main = torch.compile(self.G.synthesis), torch.compile(self.D)
         self.loss = StyleGAN2Loss(self.G, self.D, self.augment_pipe, r1_gamma=cfg.gamma,
                                   style_mixing=cfg.style_mixing, pl_weight=cfg.pl_weight, pl_decay=cfg.pl_decay,
                                   pl_batch_shrink=cfg.pl_batch_shrink, noise_mode=cfg.noise_mode, ada=self.ada,
-                                  autocast=autocast, G_main=G_main, D_main=D_main)
+                                  autocast=autocast, synthesis_main=synth_main, D_main=D_main)
 
         # Data order: a seeded infinite sampler sharded over processes (its position is checkpointed).
         if sampler_cls is None:

@@ -35,9 +35,10 @@ class StyleGAN2Loss:
 
     def __init__(self, G, D, augment_pipe=None, r1_gamma: float = 10.0, style_mixing: float = 0.9,
                  pl_weight: float = 2.0, pl_decay: float = 0.01, pl_batch_shrink: int = 2,
-                 noise_mode: str = "random", ada=None, autocast=None, G_main=None, D_main=None):
+                 noise_mode: str = "random", ada=None, autocast=None, synthesis_main=None, D_main=None):
         self.G, self.D, self.augment_pipe = G, D, augment_pipe
-        self.G_main = G_main or G        # possibly torch.compile'd callables for the main phases
+        # Possibly torch.compile'd callables sharing G's and D's parameters, used by the main phases only.
+        self.synthesis_main = synthesis_main or G.synthesis
         self.D_main = D_main or D
         self.r1_gamma, self.style_mixing = r1_gamma, style_mixing
         self.pl_weight, self.pl_decay, self.pl_batch_shrink = pl_weight, pl_decay, pl_batch_shrink
@@ -65,7 +66,7 @@ class StyleGAN2Loss:
             layer = torch.arange(num_ws, device=ws.device).reshape(1, -1, 1)
             ws = torch.where(layer < cutoff, ws, ws2)  # no host sync, unlike slicing at `cutoff`
         with self._ctx():
-            synth = self.G_main.synthesis if (main and self.G_main is not G) else G.synthesis
+            synth = self.synthesis_main if main else G.synthesis
             img = synth(ws, noise_mode=self.noise_mode)
         return img.float(), ws
 
