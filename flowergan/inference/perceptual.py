@@ -38,7 +38,6 @@ VGG16_FILENAME = "vgg16.pt"
 # with --vgg16-sha256 / $FLOWERGAN_TRUSTED_SHA256 after checking it against a source you trust.
 KNOWN_VGG16_SHA256: dict[str, str] = {}
 
-_CHUNK = 1 << 20
 
 
 class PerceptualError(RuntimeError):
