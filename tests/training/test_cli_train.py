@@ -84,3 +84,18 @@ def test_bad_options_have_clear_errors(tmp_path, flowers16):
     r = CliRunner().invoke(cli, ["train", "--data", str(flowers16), "--out", str(tmp_path), *SMALL, "--dry-run"])
     assert r.exit_code == 0 and json.loads(r.stdout)["train"]["gamma"] == pytest.approx(0.0002 * 256 / 4)
     assert not any(Path(tmp_path).iterdir()), "--dry-run writes nothing"
+
+
+def test_conditional_training_takes_classes_from_labels(tmp_path):
+    from flowergan.data.synthetic import prepare_synthetic
+    from flowergan.networks.store import load_model_dir
+
+    data = tmp_path / "fam16.zip"
+    prepare_synthetic(data, count=16, resolution=16, seed=2, labels_by_family=True, progress=False, workers=1)
+    res = CliRunner().invoke(cli, ["train", "--data", str(data), "--out", str(tmp_path / "runs"), *SMALL,
+                                   "--cond", "--kimg", "0.004", "--snap", "0.004"])
+    assert res.exit_code == 0, res.output
+    run = next((tmp_path / "runs").iterdir())
+    m = load_model_dir(list_checkpoints(run)[-1])
+    assert m["config"].c_dim == 7 and m["G"].c_dim == 7 and m["D"].c_dim == 7  # 7 shape families
+    assert run.name.endswith("-cond")
