@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 FG=.venv/bin/flowergan
-KIMG=${DEMO_KIMG:-6}
+KIMG=${DEMO_KIMG:-10}
 mkdir -p data runs
 if [ ! -f data/demo-flowers-32.zip ]; then
   $FG prepare synthetic --out data/demo-flowers-32.zip --count 2000 --resolution 32 --seed 0
