@@ -70,7 +70,7 @@ def main() -> None:
     ap.add_argument("--kimg", type=float, default=36.0, help="training budget (thousands of real images)")
     ap.add_argument("--count", type=int, default=2000, help="procedural flowers in the dataset")
     ap.add_argument("--num", type=int, default=1000, help="images per FID side")
-    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--ablation", action="store_true")

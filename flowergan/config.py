@@ -145,7 +145,7 @@ PRESETS: dict[str, ModelConfig] = {
     # The flower experiment's smaller model: 4-layer mapping, z = w = 256 (G 20,852,125 params).
     "lite-128": ModelConfig(map_layers=4, z_dim=256, w_dim=256),
     # A CPU-sized model for tests and the demo: 32x32, narrow channels.
-    "tiny": ModelConfig(resolution=32, z_dim=64, w_dim=64, map_layers=2, channel_base=1024, channel_max=64),
+    "tiny": ModelConfig(resolution=32, z_dim=64, w_dim=64, map_layers=2, channel_base=2048, channel_max=64),
 }
 
 
