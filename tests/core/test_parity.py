@@ -85,3 +85,20 @@ def test_embedded_source_is_never_executed(golden_dir, tmp_path, monkeypatch):
     d = load_official_pickle(p)
     assert d["G_ema"] is not None
     assert not (tmp_path / "ran_marker").exists()
+
+
+@pytest.mark.slow
+def test_golden_parity_compiled(golden_dir):
+    """torch.compile'd synthesis and D (the speed option for inference and the main phases) stay on the golden
+    outputs."""
+    from flowergan.compat.golden import golden_networks
+
+    G, D, arrays, meta = golden_networks(golden_dir / "golden_public.npz", golden_dir / "golden_public.json")
+    tol = _tolerances(golden_dir)
+    synth, disc = torch.compile(G.synthesis), torch.compile(D)
+    with torch.no_grad():
+        ws = G.mapping(torch.from_numpy(arrays["in/z"]), None)
+        img = synth(ws, noise_mode="const")
+        logits = disc(torch.from_numpy(arrays["in/real"]), None)
+    assert float((img - torch.from_numpy(arrays["out/img_const"])).abs().max()) <= tol["out/img_const"]
+    assert float((logits - torch.from_numpy(arrays["out/d_logits_real"])).abs().max()) <= tol["out/d_logits_real"]
