@@ -12,6 +12,6 @@ if [ ! -f data/demo-flowers-32.zip ]; then
 fi
 $FG train --data data/demo-flowers-32.zip --out runs --preset tiny --kimg "$KIMG" --batch 16 --snap 2 \
   --aug ada --mirror --seed 0 --device cpu
-run=$(ls -d runs/*/ | sort | tail -n 1)
+run=$(ls -d runs/*/ | sort | tail -n 1); run=${run%/}
 $FG generate --network "$run" --seeds 0-63 --trunc 1 --outdir "$run/samples" --grid
 echo "Done. Sample grid: $run/samples/grid.png   Progress plot: $run/progress.png"
