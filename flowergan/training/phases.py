@@ -38,8 +38,8 @@ class StyleGAN2Loss:
                  noise_mode: str = "random", ada=None, autocast=None, synthesis_main=None, D_main=None):
         self.G, self.D, self.augment_pipe = G, D, augment_pipe
         # Possibly torch.compile'd callables sharing G's and D's parameters, used by the main phases only.
-        self.synthesis_main = synthesis_main or G.synthesis
-        self.D_main = D_main or D
+        self.synthesis_main = synthesis_main if synthesis_main is not None else G.synthesis
+        self.D_main = D_main if D_main is not None else D
         self.r1_gamma, self.style_mixing = r1_gamma, style_mixing
         self.pl_weight, self.pl_decay, self.pl_batch_shrink = pl_weight, pl_decay, pl_batch_shrink
         self.noise_mode, self.ada = noise_mode, ada

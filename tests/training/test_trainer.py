@@ -84,3 +84,14 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     with pytest.raises(TrainingDiverged, match="NaN/inf"):
         train(t, progress=False)
     assert list_checkpoints(tmp_path)[-1] == good
+
+
+@pytest.mark.slow
+def test_compiled_main_phases_train(tmp_path):
+    """--compile: the main phases run through torch.compile'd synthesis and D; weights still update."""
+    t = _trainer(tmp_path, _tcfg(kimg=0.008, compile=True, aug="none"))
+    before = {k: v.clone() for k, v in t.G.state_dict().items()}
+    train(t, progress=False)
+    assert t.cur_nimg == 8
+    assert any(not torch.equal(before[k], v) for k, v in t.G.state_dict().items())
+    assert all(not k.startswith("_orig_mod") and "._orig_mod" not in k for k in t.G.state_dict())
