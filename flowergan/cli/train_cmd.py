@@ -161,8 +161,6 @@ def _train(kw: dict, info, device) -> None:
     if run_dir is None and info.is_main:
         run_dir = new_run_dir(out_dir, desc)
         save_json(resolved, run_dir / "config.json")
-    if info.enabled and run_dir is None:
-        run_dir = None  # only rank 0 writes
     trainer = Trainer(model_cfg, tcfg, run_dir if info.is_main else None, dataset, device=device, info=info,
                       resume=resume_ckpt, init_modules=init_modules)
     if info.is_main:

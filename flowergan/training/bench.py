@@ -55,19 +55,14 @@ class _CyclicSampler:
 
 def _conv_reference_gflops(trainer, repeats: int = 3) -> tuple[float, float]:
     """GFLOP/s of plain conv2d forward+backward on the 3x3 conv shapes of G's synthesis and D at this batch."""
-    shapes = []
+    from flowergan.networks.generator import SynthesisLayer
+
     N = trainer.batch_gpu
-    for m in list(trainer.G.synthesis.modules()) + list(trainer.D.modules()):
-        w = getattr(m, "weight", None)
-        if isinstance(w, torch.nn.Parameter) and w.ndim == 4 and w.shape[-1] == 3:
-            res = getattr(m, "resolution", None) or getattr(m, "_bench_res", None)
-            shapes.append((w.shape[1], w.shape[0], res))
-    # D layers have no resolution attribute: infer from their block.
+    shapes = [(m.in_channels, m.out_channels, m.resolution) for m in trainer.G.synthesis.modules()
+              if isinstance(m, SynthesisLayer)]  # [(C_in, C_out, resolution)]
     for res in trainer.D.block_resolutions:
         blk = getattr(trainer.D, f"b{res}")
-        for layer in (blk.conv0, blk.conv1):
-            shapes = [s for s in shapes if s[2] is not None]
-            shapes.append((layer.weight.shape[1], layer.weight.shape[0], res))
+        shapes += [(layer.in_channels, layer.out_channels, res) for layer in (blk.conv0, blk.conv1)]
     flops = 0.0
     secs = 0.0
     dev = trainer.device

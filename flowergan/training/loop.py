@@ -386,7 +386,8 @@ def _postfix(rec: dict[str, Any]) -> str:
 
 
 def _snapshot(trainer: Trainer, logger: RunLogger | None, done: bool) -> None:
-    """Checkpoint (with the RNG state of this exact moment), then grid, metrics, plot: rank 0 writes."""
+    """Metrics (under fork_rng, on every rank), then on rank 0: checkpoint (with the RNG state of this exact
+    moment), grid, log line, plot."""
     run_dir = trainer.run_dir
     metrics = trainer.run_metrics() if trainer.cfg.metrics else {}
     if not trainer.info.is_main or run_dir is None:
