@@ -36,16 +36,16 @@ def fid(trainer: Trainer, data: str, num: int) -> float:
 
 
 def run(name: str, model_cfg, data: str, out: Path, kimg: float, evals: list[float], num: int, batch: int,
-        seed: int) -> dict:
+        seed: int, train_kw: dict) -> dict:
     run_dir = out / name
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
     ds = ImageDataset(data, xflip=True, cache="memory", progress=False)
-    tcfg = TrainConfig(data=data, kimg=kimg, batch=batch, snap=kimg, seed=seed, mirror=True, keep=1)
+    tcfg = TrainConfig(data=data, kimg=kimg, batch=batch, snap=kimg, seed=seed, mirror=True, keep=1, **train_kw)
     trainer = Trainer(model_cfg, tcfg, run_dir, ds, device=torch.device("cpu"))
     rec = {"name": name, "G_params": count_params(trainer.G), "D_params": count_params(trainer.D),
-           "model": model_cfg.to_dict(), "batch": batch, "seed": seed, "num_fid_images": num, "points": []}
+           "model": model_cfg.to_dict(), "train": trainer.cfg.to_dict(), "batch": batch, "seed": seed, "num_fid_images": num, "points": []}
     t_train = 0.0
     for point in evals:
         if point > 0:
@@ -72,6 +72,9 @@ def main() -> None:
     ap.add_argument("--num", type=int, default=1000, help="images per FID side")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=0.0025, help="Adam learning rate of G and D")
+    ap.add_argument("--pl-weight", type=float, default=2.0, help="path-length weight (0: off)")
+    ap.add_argument("--style-mixing", type=float, default=0.9, help="style-mixing probability")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--ablation", action="store_true")
     args = ap.parse_args()
@@ -91,8 +94,10 @@ def main() -> None:
     else:
         runs = [("tiny", base)]
         evals = [0.0, args.kimg / 2, args.kimg]
-    results = [run(n, c, str(data), out, args.kimg, evals, args.num, args.batch, args.seed) for n, c in runs]
-    summary = {"kimg": args.kimg, "batch": args.batch, "threads": torch.get_num_threads(), "torch": torch.__version__,
+    train_kw = dict(lr_g=args.lr, lr_d=args.lr, pl_weight=args.pl_weight, style_mixing=args.style_mixing)
+    results = [run(n, c, str(data), out, args.kimg, evals, args.num, args.batch, args.seed, train_kw)
+               for n, c in runs]
+    summary = {"kimg": args.kimg, "batch": args.batch, **train_kw, "threads": torch.get_num_threads(), "torch": torch.__version__,
                "wall_seconds": round(time.perf_counter() - t0, 1), "runs": results}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print("\n| run | G params | D params | " + " | ".join(f"FID @ {p['kimg']:g} kimg" for p in results[0]["points"]) + " |")

@@ -3,8 +3,11 @@
 __version__ = "0.1.0"
 
 
-def load(path, device="cpu"):
-    """Load a generator for use: our model dir, a run dir (latest checkpoint) or an official pickle."""
+def load(path, device="cpu", batch_size=1):
+    """Load a generator for use: our model dir, a run dir (latest checkpoint) or an official pickle.
+
+    Returns a `flowergan.inference.Pipeline`; `batch_size` is how many images it generates per forward pass.
+    """
     from flowergan.inference.api import load as _load
 
-    return _load(path, device=device)
+    return _load(path, device=device, batch_size=batch_size)

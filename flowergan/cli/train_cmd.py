@@ -49,8 +49,12 @@ from flowergan.cli.model_flags import model_options, pop_model_config
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--noise-mode", type=click.Choice(["random", "const", "none"]), default="random", show_default=True,
               help="Noise inputs of G during training.")
-@click.option("--r1-interval", type=click.IntRange(min=0), default=16, show_default=True)
-@click.option("--pl-interval", type=click.IntRange(min=0), default=4, show_default=True)
+@click.option("--r1-interval", type=click.IntRange(min=0), default=16, show_default=True,
+              help="Minibatches between R1 steps (lazy regularisation); 0: R1 in every D step.")
+@click.option("--pl-interval", type=click.IntRange(min=0), default=4, show_default=True,
+              help="Minibatches between path-length steps; 0: in every G step.")
+@click.option("--pl-weight", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              help="Path-length regularisation weight; 0 turns it off (the official CIFAR setting).")
 @click.option("--style-mixing", type=click.FloatRange(0, 1), default=0.9, show_default=True)
 @click.option("--dry-run", is_flag=True, help="Print the resolved options and exit.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (log lines only).")
@@ -132,7 +136,7 @@ def _train(kw: dict, info, device) -> None:
             metrics=tuple(m for m in kw["metrics"].split(",") if m), metrics_num=kw["metrics_num"],
             seed=kw["seed"], noise_mode=kw["noise_mode"], freeze_d=kw["freeze_d"], device=kw["device"],
             amp="bf16" if amp == "bf16" else "off", compile=kw["compile_"], r1_interval=kw["r1_interval"],
-            pl_interval=kw["pl_interval"], style_mixing=kw["style_mixing"])
+            pl_interval=kw["pl_interval"], pl_weight=kw["pl_weight"], style_mixing=kw["style_mixing"])
     try:
         tcfg.validate()
     except ConfigError as e:
@@ -148,7 +152,14 @@ def _train(kw: dict, info, device) -> None:
         from flowergan.inference.loader import load_networks
 
         m = load_networks(kw["finetune"])
+        if m.config.resolution != model_cfg.resolution:
+            raise click.UsageError(f"--finetune {kw['finetune']} is a {m.config.resolution}x{m.config.resolution} "
+                                   f"model but the dataset is {model_cfg.resolution}x{model_cfg.resolution}; "
+                                   f"prepare the data at {m.config.resolution} (flowergan prepare --resolution)")
         if m.config.to_dict() | {"c_dim": 0} != model_cfg.to_dict() | {"c_dim": 0}:
+            # The weights fix the architecture: take it from them (model flags that differ are ignored).
+            if info.is_main:
+                click.echo("--finetune: using the architecture of the starting weights (model flags ignored)")
             model_cfg = m.config.replace(mbstd_group=model_cfg.mbstd_group)
         init_modules = {"G_ema": m.G, "D": m.D}
 

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from flowergan.config import ModelConfig
+from flowergan.networks import layers
 from flowergan.networks.layers import Conv2dLayer, FullyConnectedLayer, MappingNetwork
 from flowergan.ops import downsample2d, setup_filter
 
@@ -61,7 +62,7 @@ class DiscriminatorBlock(nn.Module):
     def forward(self, x: torch.Tensor | None, img: torch.Tensor | None, force_fp32: bool = False):
         """x [N, I, R, R] or None; img [N, C, R, R] or None -> (x [N, O, R/2, R/2], img or None)."""
         dev = (x if x is not None else img).device
-        use_fp16 = self.use_fp16 and not force_fp32 and dev.type == "cuda"
+        use_fp16 = self.use_fp16 and not force_fp32 and dev.type in layers.FP16_DEVICE_TYPES
         dtype = torch.float16 if use_fp16 else torch.float32
         fmt = (torch.channels_last if (self.channels_last and use_fp16) or self.activations_channels_last
                else torch.contiguous_format)

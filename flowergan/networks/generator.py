@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from flowergan.config import ModelConfig
+from flowergan.networks import layers
 from flowergan.networks.layers import Conv2dLayer, FullyConnectedLayer, MappingNetwork
 from flowergan.ops import bias_act, modulated_conv2d, setup_filter, upsample2d
 from flowergan.ops.bias_act import ACTIVATIONS, bias_lrelu_
@@ -151,7 +152,7 @@ class SynthesisBlock(nn.Module):
         """ws [N, num_conv + num_torgb, w_dim]; x [N, I, R/2, R/2] or None; img [N, C, R/2, R/2] or None."""
         w_iter = iter(ws.unbind(dim=1))
         N = ws.shape[0]
-        use_fp16 = self.use_fp16 and not force_fp32 and ws.device.type == "cuda"
+        use_fp16 = self.use_fp16 and not force_fp32 and ws.device.type in layers.FP16_DEVICE_TYPES
         dtype = torch.float16 if use_fp16 else torch.float32
         fmt = (torch.channels_last if (self.channels_last and use_fp16) or self.activations_channels_last
                else torch.contiguous_format)

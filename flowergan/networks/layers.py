@@ -10,6 +10,9 @@ from torch import nn
 from flowergan.ops import bias_act, conv2d_resample, setup_filter
 from flowergan.ops.bias_act import ACTIVATIONS, bias_lrelu_
 
+# Device types on which blocks marked use_fp16 really compute in float16 (tests add "cpu" to run that path).
+FP16_DEVICE_TYPES = {"cuda"}
+
 
 def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> torch.Tensor:
     """Scale x so its mean square along `dim` is 1 (the pixel norm applied to z)."""
@@ -88,7 +91,7 @@ class Conv2dLayer(nn.Module):
             # the convolution add the bias, instead of extra full-size passes (same maths, less memory traffic).
             g = self.act_gain * gain
             w = self.weight * (self.weight_gain * g)
-            b = self.bias * g if self.bias is not None else None
+            b = (self.bias * g).to(x.dtype) if self.bias is not None else None
             x = conv2d_resample(x, w.to(x.dtype), f=self.resample_filter_1d, up=self.up, down=self.down,
                                 padding=self.padding, flip_weight=(self.up == 1), bias=b)
             if self.activation == "lrelu":

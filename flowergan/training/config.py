@@ -23,9 +23,9 @@ class TrainConfig:
     eps: float = 1e-8
     ema_kimg: float | None = None        # EMA half-life in kimg (auto: batch * 10 / 32)
     ema_rampup: float | None = 0.05      # EMA ramp-up: half-life <= rampup * images so far (None: off)
-    r1_interval: int = 16                # lazy R1 every N minibatches (0: off)
-    pl_interval: int = 4                 # lazy path-length every N minibatches (0: off)
-    pl_weight: float = 2.0
+    r1_interval: int = 16                # lazy R1 every N minibatches (0: in every D step; gamma 0 turns it off)
+    pl_interval: int = 4                 # lazy path-length every N minibatches (0: in every G step)
+    pl_weight: float = 2.0               # path-length weight (0: off, the official CIFAR setting)
     pl_decay: float = 0.01
     pl_batch_shrink: int = 2
     style_mixing: float = 0.9            # probability of mixing two latents per batch

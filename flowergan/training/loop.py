@@ -126,7 +126,7 @@ class Trainer:
                                                  betas=(cfg.betas[0] ** ratio, cfg.betas[1] ** ratio), eps=cfg.eps)
         autocast = None
         if cfg.amp == "bf16":
-            autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)  # noqa: E731
+            autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16)  # noqa: E731
         synth_main = D_main = None
         if cfg.compile:  # compiled callables for the main phases only (regularisers need double backward)
             synth_main, D_main = torch.compile(self.G.synthesis), torch.compile(self.D)
@@ -196,6 +196,8 @@ class Trainer:
         all_stats: dict[str, torch.Tensor] = {}
         for i, phase in enumerate(self.phases):
             if self.batch_idx % phase.interval != 0 or (phases is not None and phase.name not in phases):
+                continue
+            if not self.loss.has_work(phase.name):  # e.g. Greg with pl_weight 0: no loss, no optimiser step
                 continue
             opt = self.opts[phase.module]
             opt.zero_grad(set_to_none=True)

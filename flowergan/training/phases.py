@@ -47,6 +47,14 @@ class StyleGAN2Loss:
         dev = next(G.parameters()).device
         self.pl_mean = torch.zeros([], device=dev)
 
+    def has_work(self, phase: str) -> bool:
+        """Whether `phase` computes any loss (a reg phase with a zero weight does not)."""
+        if phase == "Greg":
+            return self.pl_weight != 0
+        if phase == "Dreg":
+            return self.r1_gamma != 0
+        return True
+
     # ---- forward helpers ------------------------------------------------------------------------
     def _ctx(self):
         import contextlib

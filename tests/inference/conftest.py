@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
-from use_testkit import make_tiny
+from testkit import make_tiny, one_thread
 
 from flowergan.networks.store import write_model_dir
 
@@ -19,13 +18,7 @@ def _private_cache(tmp_path, monkeypatch):
     monkeypatch.delenv("FLOWERGAN_TRUSTED_SHA256", raising=False)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread, and the test machine's cores are shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+_one_thread = pytest.fixture(autouse=True)(one_thread)
 
 
 @pytest.fixture(scope="session")

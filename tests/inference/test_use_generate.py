@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from use_testkit import official_uint8
+from testkit import official_uint8
 
 import flowergan
 from flowergan.inference import Pipeline, load, make_grid, parse_seeds, seeds_to_z, to_uint8
@@ -54,6 +54,7 @@ def test_load_returns_pipeline(pipe, tiny_dir):
     assert pipe.G.training is False and pipe.config.resolution == 32
     assert (pipe.resolution, pipe.num_ws, pipe.z_dim, pipe.c_dim) == (32, 8, 64, 0)
     assert isinstance(flowergan.load(tiny_dir), Pipeline)
+    assert flowergan.load(tiny_dir, batch_size=4).batch_size == 4
 
 
 @pytest.mark.parametrize("psi,noise_mode", [(1.0, "const"), (0.7, "none")])

@@ -9,7 +9,7 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from use_testkit import official_uint8
+from testkit import official_uint8
 
 from flowergan.inference import slerp, write_video
 from flowergan.inference import video as video_mod

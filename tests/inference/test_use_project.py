@@ -14,7 +14,7 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from use_testkit import official_uint8
+from testkit import official_uint8
 
 from flowergan.inference import load_target, psnr
 from flowergan.inference.perceptual import (

@@ -71,6 +71,13 @@ def test_finetune_from_official_snapshot(tmp_path, golden_dir):
     run = next((tmp_path / "runs").iterdir())
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["model"]["z_dim"] == 64 and cfg["model"]["channel_max"] == 64  # the snapshot's architecture
+    assert "using the architecture of the starting weights" in res.output
+
+
+def test_finetune_needs_matching_resolution(tmp_path, flowers16, golden_dir):
+    r = CliRunner().invoke(cli, ["train", "--data", str(flowers16), "--out", str(tmp_path), "--batch", "4",
+                                 "--finetune", str(golden_dir / "official_tiny.pkl"), "--dry-run"])
+    assert r.exit_code != 0 and "is a 32x32 model but the dataset is 16x16" in r.output
 
 
 def test_bad_options_have_clear_errors(tmp_path, flowers16):
@@ -84,6 +91,10 @@ def test_bad_options_have_clear_errors(tmp_path, flowers16):
     r = CliRunner().invoke(cli, ["train", "--data", str(flowers16), "--out", str(tmp_path), *SMALL, "--dry-run"])
     assert r.exit_code == 0 and json.loads(r.stdout)["train"]["gamma"] == pytest.approx(0.0002 * 256 / 4)
     assert not any(Path(tmp_path).iterdir()), "--dry-run writes nothing"
+    r = CliRunner().invoke(cli, ["train", "--data", str(flowers16), "--out", str(tmp_path), *SMALL, "--dry-run",
+                                 "--pl-weight", "0", "--style-mixing", "0", "--lr", "0.004"])
+    train = json.loads(r.stdout)["train"]
+    assert (train["pl_weight"], train["style_mixing"], train["lr_g"], train["lr_d"]) == (0, 0, 0.004, 0.004)
 
 
 def test_conditional_training_takes_classes_from_labels(tmp_path):

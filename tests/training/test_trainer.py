@@ -95,3 +95,14 @@ def test_compiled_main_phases_train(tmp_path):
     assert t.cur_nimg == 8
     assert any(not torch.equal(before[k], v) for k, v in t.G.state_dict().items())
     assert all(not k.startswith("_orig_mod") and "._orig_mod" not in k for k in t.G.state_dict())
+
+
+def test_zero_weight_regularisation_is_skipped():
+    """pl_weight 0 / gamma 0 turn the lazy phases off (no penalty, no optimiser step); the others still run."""
+    t = _trainer(None, _tcfg(aug="none", pl_weight=0.0, gamma=0.0))
+    stats = t.step()  # batch 0: every phase is due
+    assert "Loss/G/loss" in stats and "Loss/D/loss_real" in stats
+    assert "Loss/pl_penalty" not in stats and "Loss/r1_penalty" not in stats
+    t = _trainer(None, _tcfg(aug="none"))
+    stats = t.step()
+    assert "Loss/pl_penalty" in stats and "Loss/r1_penalty" in stats

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import pytest
-import torch
+from testkit import one_thread
 from web_testkit import Running, tiny_pipeline
 
 from flowergan.inference import Pipeline
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+_one_thread = pytest.fixture(autouse=True)(one_thread)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Helpers for the use-area tests (imported by conftest.py and the test modules)."""
+"""Helpers shared by the use-area and web tests: a tiny random-weight model, the official uint8 conversion."""
 
 from __future__ import annotations
 
@@ -33,3 +33,11 @@ def make_tiny(c_dim: int = 0, seed: int = 0):
 def official_uint8(x: torch.Tensor) -> np.ndarray:
     """The official float -> uint8 conversion, written out independently of flowergan.inference."""
     return (x.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8).numpy()
+
+
+def one_thread():
+    """Fixture body: tiny models run fastest on one thread, and the test machine's cores are shared."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

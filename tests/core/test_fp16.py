@@ -1,0 +1,82 @@
+"""Mixed precision on the CPU: the official fp16 scheme (float16 in the highest-resolution blocks, conv
+clamping) and bf16 autocast, so their dtype plumbing is tested without a GPU.
+
+On a real run the blocks only switch to float16 on CUDA; here the CPU is added to the fp16 device types so the
+dtype plumbing (weights, biases, filters, skips, toRGB, minibatch-stddev) is exercised without a GPU.
+"""
+
+import pytest
+import torch
+
+from flowergan.config import preset
+from flowergan.networks import build_networks, layers
+from flowergan.training.bench import RandomImages, _CyclicSampler
+from flowergan.training.config import TrainConfig
+from flowergan.training.loop import Trainer
+
+CFG32 = preset("tiny").replace(resolution=16, channel_base=256, channel_max=32, z_dim=16, w_dim=16)
+CFG16 = CFG32.replace(num_fp16_res=2, conv_clamp=256)
+
+
+@pytest.fixture
+def fp16_on_cpu(monkeypatch):
+    monkeypatch.setattr(layers, "FP16_DEVICE_TYPES", {"cuda", "cpu"})
+
+
+def _rel(a, b):
+    return float((a - b).norm() / b.norm()) if not a.requires_grad else _rel(a.detach(), b.detach())
+
+
+@pytest.mark.parametrize("arch", ["skip", "resnet"])
+def test_fp16_blocks_match_fp32(fp16_on_cpu, arch):
+    cfg16 = CFG16.replace(g_architecture=arch, d_architecture=arch)
+    G16, D16 = build_networks(cfg16, seed=0)
+    G32, D32 = build_networks(cfg16.replace(num_fp16_res=0), seed=0)
+    G32.load_state_dict(G16.state_dict())
+    D32.load_state_dict(D16.state_dict())
+    assert G16.synthesis.b16.use_fp16 and not G16.synthesis.b4.use_fp16
+    z = torch.randn(4, 16)
+    c = torch.zeros(4, 0)
+    img16, img32 = G16(z, c, noise_mode="const"), G32(z, c, noise_mode="const")
+    assert img16.dtype == torch.float32 and img16.shape == img32.shape
+    assert _rel(img16, img32) < 1e-2  # float16 has ~3 decimal digits
+    logits16, logits32 = D16(img32, c), D32(img32, c)
+    assert logits16.dtype == torch.float32
+    assert _rel(logits16, logits32) < 1e-2
+
+
+def test_fp16_backward_gives_fp32_grads(fp16_on_cpu):
+    G, D = build_networks(CFG16, seed=0)
+    img = G(torch.randn(4, 16), torch.zeros(4, 0))
+    D(img, torch.zeros(4, 0)).sum().backward()
+    for net in (G, D):
+        for name, p in net.named_parameters():
+            if p.grad is not None:
+                assert p.grad.dtype == torch.float32, name
+                assert torch.isfinite(p.grad).all(), name
+
+
+def test_fp16_training_step_all_phases(fp16_on_cpu):
+    """Every phase (G main, path length, D main, R1 with augmentation) runs in fp16 and moves the weights."""
+    tcfg = TrainConfig(batch=4, r1_interval=1, pl_interval=1, aug="fixed", p=0.5, seed=0)
+    t = Trainer(CFG16, tcfg, None, RandomImages(CFG16, n=8), device=torch.device("cpu"), sampler_cls=_CyclicSampler)
+    before = {k: v.clone() for k, v in t.G.state_dict().items()}
+    stats = t.step()
+    for key in ("Loss/G/loss", "Loss/D/loss_fake", "Loss/D/loss_real", "Loss/pl_penalty", "Loss/r1_penalty"):
+        assert key in stats and torch.isfinite(stats[key]).all(), key
+    changed = [k for k, v in t.G.state_dict().items() if v.dtype.is_floating_point and not torch.equal(v, before[k])]
+    assert any("b16" in k for k in changed)  # an fp16 block learned
+    assert all(p.dtype == torch.float32 for p in t.G.parameters())
+
+
+def test_bf16_autocast_training_step_all_phases():
+    """`--amp bf16` autocasts G's synthesis and D; every phase, including both double backwards, must run."""
+    tcfg = TrainConfig(batch=4, r1_interval=1, pl_interval=1, aug="fixed", p=0.5, seed=0)
+    t = Trainer(CFG32, tcfg, None, RandomImages(CFG32, n=8), device=torch.device("cpu"), sampler_cls=_CyclicSampler)
+    t.loss.autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # what amp='bf16' sets up on CUDA
+    before = [p.clone() for p in t.D.parameters()]
+    stats = t.step()
+    for key in ("Loss/G/loss", "Loss/D/loss_fake", "Loss/D/loss_real", "Loss/pl_penalty", "Loss/r1_penalty"):
+        assert key in stats and torch.isfinite(stats[key]).all(), key
+    assert all(p.dtype == torch.float32 for p in t.D.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, t.D.parameters()))
