@@ -35,23 +35,33 @@ def fid(trainer: Trainer, data: str, num: int) -> float:
     return float(res["fid"]["value"])
 
 
+def make_trainer(model_cfg, data: str, run_dir: Path, device: str = "cpu", **train_kw) -> Trainer:
+    """A trainer on `data` (x-flips, cached in memory) writing to `run_dir`; `train_kw` are TrainConfig fields."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ds = ImageDataset(data, xflip=True, cache="memory", progress=False)
+    tcfg = TrainConfig(data=data, kimg=1, snap=1, mirror=True, keep=1, device=device).replace(**train_kw)
+    return Trainer(model_cfg, tcfg, run_dir, ds, device=torch.device(device))
+
+
+def advance(trainer: Trainer, kimg: float) -> None:
+    """Train until `kimg` in total, with one snapshot at the end."""
+    trainer.cfg = trainer.cfg.replace(kimg=kimg, snap=kimg)
+    train(trainer, progress=False)
+
+
 def run(name: str, model_cfg, data: str, out: Path, kimg: float, evals: list[float], num: int, batch: int,
         seed: int, train_kw: dict) -> dict:
     run_dir = out / name
     if run_dir.exists():
         shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True)
-    ds = ImageDataset(data, xflip=True, cache="memory", progress=False)
-    tcfg = TrainConfig(data=data, kimg=kimg, batch=batch, snap=kimg, seed=seed, mirror=True, keep=1, **train_kw)
-    trainer = Trainer(model_cfg, tcfg, run_dir, ds, device=torch.device("cpu"))
+    trainer = make_trainer(model_cfg, data, run_dir, batch=batch, seed=seed, **train_kw)
     rec = {"name": name, "G_params": count_params(trainer.G), "D_params": count_params(trainer.D),
            "model": model_cfg.to_dict(), "train": trainer.cfg.to_dict(), "batch": batch, "seed": seed, "num_fid_images": num, "points": []}
     t_train = 0.0
     for point in evals:
         if point > 0:
-            trainer.cfg = trainer.cfg.replace(kimg=point)
             t0 = time.perf_counter()
-            train(trainer, progress=False)
+            advance(trainer, point)
             t_train += time.perf_counter() - t0
         t0 = time.perf_counter()
         value = fid(trainer, data, num)

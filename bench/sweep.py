@@ -42,35 +42,22 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
 
 def _setup(name: str, data: str, out: Path, device: str, seed: int):
     import torch
+    from learn import make_trainer  # bench/learn.py, beside this script
 
     from flowergan.config import preset
-    from flowergan.data.dataset import ImageDataset
-    from flowergan.training.config import TrainConfig
-    from flowergan.training.loop import Trainer
 
     tr, mo = VARIANTS[name]
-    model_cfg = preset("tiny").replace(**mo)
-    ds = ImageDataset(data, xflip=True, cache="memory", progress=False)
-    tcfg = TrainConfig(data=data, kimg=1, snap=1e9, seed=seed, mirror=True, keep=1, device=device).replace(**tr)
-    run_dir = out / name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(model_cfg, tcfg, run_dir, ds, device=torch.device(device))
+    trainer = make_trainer(preset("tiny").replace(**mo), data, out / name, device=device, seed=seed, **tr)
     if trainer.device.type == "cuda":  # match the CPU's fp32 arithmetic as closely as the GPU allows
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     return trainer
 
 
-def _advance(trainer, kimg: float) -> None:
-    from flowergan.training.loop import train
-
-    trainer.cfg = trainer.cfg.replace(kimg=kimg, snap=kimg)
-    train(trainer, progress=False)
-
-
 def worker(args) -> None:
     """Train one variant, FID at every `--every` kimg until `--kimg` or the deadline."""
     import torch
+    from learn import advance
 
     from flowergan.metrics.detectors import FeatureNet, resolve_inception
     from flowergan.metrics.registry import compute
@@ -94,14 +81,14 @@ def worker(args) -> None:
                 break
             while cpu_train < args.cpu_budget:
                 t0, c0 = time.perf_counter(), time.process_time()
-                _advance(trainer, trainer.cur_nimg / 1000 + 0.25)
+                advance(trainer, trainer.cur_nimg / 1000 + 0.25)
                 t_train += time.perf_counter() - t0
                 cpu_train += time.process_time() - c0
             point = args.cpu_budget
         else:
             point = min(point + args.every, args.kimg)
             t0 = time.perf_counter()
-            _advance(trainer, point)
+            advance(trainer, point)
             t_train += time.perf_counter() - t0
         with torch.random.fork_rng(devices=[]):
             res = compute(trainer.G_ema, "fid", args.data, num_gen=args.num, num_real=args.num,
@@ -118,6 +105,7 @@ def worker(args) -> None:
 def cpu_speed(args) -> None:
     """Images/s of real training steps for each variant, one after another on this CPU."""
     import torch
+    from learn import advance
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -125,9 +113,9 @@ def cpu_speed(args) -> None:
     rows = []
     for name in _names(args):
         trainer = _setup(name, args.data, out / "speed", "cpu", args.seed)
-        _advance(trainer, args.speed_kimg / 4)  # warm-up
+        advance(trainer, args.speed_kimg / 4)  # warm-up
         t0, n0 = time.perf_counter(), trainer.cur_nimg
-        _advance(trainer, args.speed_kimg / 4 + args.speed_kimg)
+        advance(trainer, args.speed_kimg / 4 + args.speed_kimg)
         rate = (trainer.cur_nimg - n0) / (time.perf_counter() - t0)
         rows.append({"run": name, "cpu_img_per_s": round(rate, 2), "threads": torch.get_num_threads()})
         print(json.dumps(rows[-1]), flush=True)
