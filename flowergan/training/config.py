@@ -85,6 +85,9 @@ class TrainConfig:
             raise ConfigError(f"noise_mode={self.noise_mode!r}: choose 'random', 'const' or 'none'")
         if not 0 <= self.p <= 1:
             raise ConfigError(f"p={self.p}: must be in [0, 1]")
+        if self.pl_weight < 0 or (self.gamma is not None and self.gamma < 0):
+            raise ConfigError(f"pl_weight={self.pl_weight}, gamma={self.gamma}: regularisation weights must be >= 0 "
+                              f"(0 turns that regulariser off)")
         if self.keep < 1:
             raise ConfigError(f"keep={self.keep}: keep at least 1 checkpoint")
 

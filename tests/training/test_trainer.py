@@ -99,6 +99,11 @@ def test_compiled_main_phases_train(tmp_path):
 
 def test_zero_weight_regularisation_is_skipped():
     """pl_weight 0 / gamma 0 turn the lazy phases off (no penalty, no optimiser step); the others still run."""
+    from flowergan.config import ConfigError
+
+    for bad in (dict(pl_weight=-1.0), dict(gamma=-0.1)):
+        with pytest.raises(ConfigError, match="must be >= 0"):
+            _tcfg(**bad).validate()
     t = _trainer(None, _tcfg(aug="none", pl_weight=0.0, gamma=0.0))
     stats = t.step()  # batch 0: every phase is due
     assert "Loss/G/loss" in stats and "Loss/D/loss_real" in stats
