@@ -1,7 +1,7 @@
 """Evidence that training learns: train `tiny` on procedural flowers on the CPU and report FID
 (Inception-v3 features, 1,000 generated vs 1,000 real images) at the start, middle and end.
 
-    .venv/bin/python bench/learn.py --kimg 36 --out bench/out/learn
+    .venv/bin/python bench/learn.py --kimg 96 --batch 16 --lr 0.004 --pl-weight 0 --style-mixing 0 --out bench/out/learn-96
     .venv/bin/python bench/learn.py --ablation --kimg 12 --out bench/out/ablation
 
 --ablation trains two variants with the same budget and seed (the flower experiment at CPU scale):

@@ -102,6 +102,17 @@ class _Draws:
         return self._const(self.q, *shape) if self.q is not None else r
 
 
+def _host_reads_are_free(t: torch.Tensor) -> bool:
+    """Whether reading `t`'s values on the host costs nothing (CPU); on accelerators it would be a sync."""
+    return t.device.type == "cpu"
+
+
+def _none_active(active: torch.Tensor) -> bool:
+    """True when no sample of the batch draws the stage (the stage is then the identity and can be skipped);
+    only checked where that is free, so accelerator runs never synchronise here."""
+    return _host_reads_are_free(active) and not bool(active.any())
+
+
 def _normal_quantile(q: float) -> float:
     """Inverse CDF of the standard normal (q in (0, 1))."""
     return statistics.NormalDist().inv_cdf(q)
@@ -116,7 +127,8 @@ class AugmentPipe(torch.nn.Module):
 
     Each transform is enabled by a probability multiplier (0 = off); at run time it is applied to each
     sample with probability `p * multiplier`, where `p` is a float32 scalar buffer (saved in the
-    state_dict; set it with `pipe.p.copy_(torch.as_tensor(v))`). Strengths (defaults from the paper):
+    state_dict; set it in place, `pipe.p.copy_(torch.as_tensor(v))`, or by load_state_dict, not through
+    `.data`). At p == 0 the pipeline returns its input unchanged at no cost. Strengths (defaults from the paper):
 
     Args:
         xflip, rotate90, xint: multipliers for x-flip, 90-degree rotation (k ~ U{0..3}, k quarter turns
@@ -196,6 +208,8 @@ class AugmentPipe(torch.nn.Module):
                 (post-rotation is set to 0 so a forced rotation is a single one).
         """
         self._check(images, debug_percentile)
+        if debug_percentile is None and self._p_is_zero():
+            return images  # every transform is gated off: the identity, without computing it
         # Mixed precision would run the resampling convolutions in half precision: keep full precision.
         if images.device.type in ("cuda", "cpu"):
             with torch.autocast(device_type=images.device.type, enabled=False):
@@ -223,6 +237,13 @@ class AugmentPipe(torch.nn.Module):
         if self.cutout > 0:
             x = self._cutout(x, draws)
         return x.to(images.dtype)
+
+    def _p_is_zero(self) -> bool:
+        """Whether p == 0, read from the device only when the buffer changed (no per-call host sync)."""
+        key = (id(self.p), self.p._version)  # in-place writes (ADA's copy_, load_state_dict) bump _version
+        if getattr(self, "_p_key", None) != key:
+            self._p_key, self._p_zero = key, float(self.p) == 0.0
+        return self._p_zero
 
     def _check(self, images: torch.Tensor, q: float | None) -> None:
         if not isinstance(images, torch.Tensor) or images.ndim != 4 or not images.is_floating_point():
@@ -256,6 +277,12 @@ class AugmentPipe(torch.nn.Module):
             t = _pick(d.gate(self.xint * d.p, 1), torch.round(torch.stack([t[:, 0] * W, t[:, 1] * H], dim=1)), 0)
         # Output pixel (u, v) in doubled centred coordinates (u = 2x - (W-1)) reads the input at
         # flip^-1 rot^-1 (u - 2 tx, v - 2 ty); doubling keeps every coordinate an integer.
+        active = (t != 0).any(1)
+        for moved in (f, k):
+            if moved is not None:
+                active = active | (moved != 0)
+        if _none_active(active):
+            return x
         ti = t.long()
         u = (2 * torch.arange(W, device=x.device) - (W - 1))[None, None, :] - 2 * ti[:, 0, None, None]
         v = (2 * torch.arange(H, device=x.device) - (H - 1))[None, :, None] - 2 * ti[:, 1, None, None]
@@ -295,6 +322,8 @@ class AugmentPipe(torch.nn.Module):
         if self.xfrac > 0:
             t = _pick(d.gate(self.xfrac * d.p, 1), d.normal(self.xfrac_std, 2), 0)
             G, active = G @ M.translate2d(-t[:, 0] * W, -t[:, 1] * H), active | (t != 0).any(1)
+        if _none_active(active):
+            return x
         y = resample(x, G.to(x.dtype), self.geom_filter, pad_mode=self.geom_pad)
         return torch.where(active[:, None, None, None], y, x)
 
@@ -319,6 +348,8 @@ class AugmentPipe(torch.nn.Module):
         if self.saturation > 0:
             s = _pick(d.gate(self.saturation * d.p), torch.exp2(d.normal(self.saturation_std)), 1)
             Cm, active = M.saturate(s) @ Cm, active | (s != 1)
+        if _none_active(active):
+            return x
         Cm = Cm.to(x.dtype)
         flat = x.reshape(N, C, H * W)
         if C == 3:
@@ -346,6 +377,8 @@ class AugmentPipe(torch.nn.Module):
             t[:, i] = ti
             g = g * t / (expected * t.square()).sum(dim=1, keepdim=True).sqrt()
             active = active | (ti != 1)
+        if _none_active(active):
+            return x
         taps = bands.shape[1]
         f = g.to(x.dtype) @ bands  # [N, taps] one zero-phase 1-D filter per sample
         f = f[:, None, :].expand(N, C, taps).reshape(N * C, 1, 1, taps)

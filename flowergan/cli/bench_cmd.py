@@ -85,5 +85,5 @@ def _run(what, cfg, *, batch, device, repeats, warmup, compile_, amp, aug_p, num
         from flowergan.metrics.bench import run_bench
 
         kw = {"num": num} if num else {}
-        return run_bench(batch=batch, device=device, **kw)
+        return run_bench(batch=batch, device=device, repeats=repeats, warmup=warmup, **kw)
     raise click.UsageError(f"unknown --what {what}")

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from flowergan.augment import PRESETS, AugmentPipe
+from flowergan.augment import pipe as pipe_module
 
 
 def _images(n=4, c=3, h=8, w=8, dtype=torch.float32, seed=1):
@@ -20,10 +21,29 @@ def _images(n=4, c=3, h=8, w=8, dtype=torch.float32, seed=1):
 def test_identity_at_p0_bitwise(preset, dtype):
     x = _images(dtype=dtype)
     x[0, 0, 0, 0] = -0.0  # signed zero must survive too
-    y = AugmentPipe.from_preset(preset)(x)
+    pipe = AugmentPipe.from_preset(preset)
+    assert pipe(x) is x  # p == 0 short-circuits
+    y = pipe._forward(x, None)  # and the full pipeline with every transform gated off is exact too
     assert y.dtype == dtype and y.shape == x.shape
     bits = {torch.bfloat16: torch.int16, torch.float32: torch.int32, torch.float64: torch.int64}[dtype]
     assert torch.equal(y.view(bits), x.view(bits))
+
+
+def test_p0_shortcut_follows_every_way_of_setting_p():
+    x = _images(n=8, h=8, w=8)
+    pipe = AugmentPipe.from_preset("bgc")
+    assert pipe(x) is x
+    pipe.p.fill_(1.0)  # in place: seen at the next call
+    assert not torch.equal(pipe(x), x)
+    pipe.p.copy_(torch.as_tensor(0.0))
+    assert pipe(x) is x
+    pipe.load_state_dict({"p": torch.tensor(1.0)})
+    assert not torch.equal(pipe(x), x)
+    pipe.load_state_dict({"p": torch.tensor(0.0)})
+    assert pipe(x) is x
+    state = torch.get_rng_state()
+    pipe(x)
+    assert torch.equal(torch.get_rng_state(), state)  # at p == 0 no random numbers are drawn
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -83,7 +103,7 @@ def test_gradcheck_and_gradgradcheck_spatial_float64(preset):
     assert torch.autograd.gradgradcheck(f, (x,), fast_mode=True)
 
 
-def test_deterministic_given_rng_state_and_rng_use_independent_of_p():
+def test_deterministic_given_rng_state_and_rng_use_independent_of_positive_p():
     x = _images(n=8, h=8, w=8)
     pipe = AugmentPipe.from_preset("bgcfnc", p=0.6)
     torch.manual_seed(7)
@@ -94,8 +114,8 @@ def test_deterministic_given_rng_state_and_rng_use_independent_of_p():
     assert torch.equal(a, b)
     torch.manual_seed(8)
     assert not torch.equal(pipe(x), a)
-    # the random stream advances by the same amount whatever p is (resume reproducibility)
-    pipe.p.fill_(0.0)
+    # the random stream advances by the same amount whatever p > 0 is
+    pipe.p.fill_(1e-6)
     torch.manual_seed(7)
     pipe(x)
     assert torch.equal(torch.rand(4), after_a)
@@ -159,9 +179,12 @@ def test_clear_errors():
 def test_forward_and_backward_make_no_host_transfers(monkeypatch):
     # On CUDA, building tensors from Python data (torch.tensor/as_tensor) or reading values back
     # (.item(), .tolist(), bool(t), float(t)) synchronises with the device. Forbid them all while the
-    # default pipeline runs; torch's own C++ code is unaffected by these Python-level patches.
+    # default pipeline runs as it does on an accelerator (no skipping of stages no sample draws, which
+    # the CPU path decides by reading values back); torch's own C++ code is unaffected by these patches.
+    monkeypatch.setattr(pipe_module, "_host_reads_are_free", lambda t: False)
     pipe = AugmentPipe.from_preset("bgcfnc", p=0.7)
     x = _images(n=3, h=8, w=8).requires_grad_(True)
+    pipe(x.detach())  # p is read back once after each change (the p == 0 shortcut), then never again
 
     def forbidden(*args, **kwargs):
         raise AssertionError("host<->device transfer in AugmentPipe")
@@ -185,3 +208,27 @@ def test_runs_in_full_precision_under_autocast():
     with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
         y = pipe(x)
     assert y.dtype == torch.float32 and torch.allclose(y, ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("preset", ["bgc", "bgcfnc"])
+def test_skipping_stages_no_sample_draws_is_exact(monkeypatch, preset):
+    # At small p most batches draw no transform of a stage; the CPU path then skips that stage. Outputs and
+    # input gradients must equal the always-compute (accelerator) path bitwise, batch by batch.
+    pipe = AugmentPipe.from_preset(preset, p=0.05)
+    x = _images(n=3, h=8, w=8)
+    weight = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+
+    def run(free: bool, seed: int):
+        monkeypatch.setattr(pipe_module, "_host_reads_are_free", lambda t: free)
+        xi = x.clone().requires_grad_(True)
+        torch.manual_seed(seed)
+        y = pipe(xi)
+        (y * weight).sum().backward()
+        return y.detach(), xi.grad
+
+    changed = 0
+    for seed in range(40):
+        (y_skip, g_skip), (y_full, g_full) = run(True, seed), run(False, seed)
+        assert torch.equal(y_skip, y_full) and torch.equal(g_skip, g_full), seed
+        changed += not torch.equal(y_full, x)
+    assert 0 < changed < 40  # both kinds of batch occurred
