@@ -54,7 +54,7 @@ def run(name: str, model_cfg, data: str, out: Path, kimg: float, evals: list[flo
     run_dir = out / name
     if run_dir.exists():
         shutil.rmtree(run_dir)
-    trainer = make_trainer(model_cfg, data, run_dir, batch=batch, seed=seed, **train_kw)
+    trainer = make_trainer(model_cfg, data, run_dir, batch=batch, seed=seed, kimg=kimg, snap=kimg, **train_kw)
     rec = {"name": name, "G_params": count_params(trainer.G), "D_params": count_params(trainer.D),
            "model": model_cfg.to_dict(), "train": trainer.cfg.to_dict(), "batch": batch, "seed": seed, "num_fid_images": num, "points": []}
     t_train = 0.0

@@ -187,7 +187,7 @@ class FeatureNet:
         if self.kind == "pool3-299":
             x = nv_bilinear_resize(x.to(torch.float32), (299, 299))
             x = (x - 128) * (1 / 128)  # [0, 255] -> [-1, 0.9921875], as the NVlabs detector scales
-            out = self.net(x.contiguous(memory_format=torch.channels_last))  # NHWC: ~1.4x faster on CPU
+            out = self.net(x.contiguous(memory_format=torch.channels_last))  # NHWC: faster (oneDNN)
         elif self.kind in ("nvlabs-inception", "nvlabs-vgg16"):
             out = self.net(x, return_features=True)
         else:
