@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "truncation": "flowergan.cli.use_cmds:truncation",
     "interpolate": "flowergan.cli.use_cmds:interpolate",
     "project": "flowergan.cli.use_cmds:project",
+    "directions": "flowergan.cli.edit_cmds:directions",
+    "edit": "flowergan.cli.edit_cmds:edit",
     "metrics": "flowergan.cli.metrics_cmds:metrics",
     "fid": "flowergan.cli.metrics_cmds:fid",
     "serve": "flowergan.cli.serve_cmd:serve",

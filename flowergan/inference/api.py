@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from flowergan.inference.directions import Directions, apply_direction, find_directions, generator_fingerprint
+from flowergan.inference.directions import parse_strengths as _parse_strengths
 from flowergan.inference.images import load_target, make_grid, to_uint8
 from flowergan.inference.latents import (
     class_to_c,
@@ -78,11 +80,15 @@ class Pipeline:
         self.G = G.to(self.device).eval().requires_grad_(False)
         self.D, self.config, self.source = D, config, source
         self.batch_size = max(1, int(batch_size))
+        self.class_names: list[str] | None = None   # from the model's metadata or the dataset, when known
+        self._fingerprint: str | None = None
 
     @classmethod
     def from_loaded(cls, m, batch_size: int = 1) -> Pipeline:
         """From a `loader.LoadedModel`."""
-        return cls(m.G, config=m.config, D=m.D, device=m.device, source=m.source, batch_size=batch_size)
+        pipe = cls(m.G, config=m.config, D=m.D, device=m.device, source=m.source, batch_size=batch_size)
+        pipe.class_names = getattr(m, "class_names", None)
+        return pipe
 
     # ---- facts about the model ---------------------------------------------------------------
     @property
@@ -247,6 +253,76 @@ class Pipeline:
         ws = self.interpolation_latents(seeds, frames, space, truncation_psi, class_idx, loop)
         first = parse_seeds(seeds)[0]
         return self.synthesize(ws, noise_mode, [first] * ws.shape[0] if noise_mode == "random" else None)
+
+    # ---- directions --------------------------------------------------------------------------
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the generator's tensors (see directions.generator_fingerprint)."""
+        if self._fingerprint is None:
+            self._fingerprint = generator_fingerprint(self.G)
+        return self._fingerprint
+
+    def directions(self, method: str = "sefa", layers: str | list[int] | None = "all", num: int = 10,
+                   samples: int = 10000, seed: int = 0) -> Directions:
+        """Discover latent directions: 'sefa' (closed form), 'pca' (GANSpace) or 'class' (conditional models).
+
+        `layers`: the ws range they steer ('all', 'coarse', 'middle', 'fine', 'A-B'). Save the result with
+        `.save("model/directions/sefa.safetensors")`; see flowergan.inference.directions for the maths.
+        """
+        d = find_directions(self.G, method, layers, num, samples, seed, class_names=self.class_names)
+        self._fingerprint = d.fingerprint
+        return d
+
+    def _edit_inputs(self, seeds_or_w, truncation_psi: float, class_idx: int | None,
+                     truncation_cutoff: int | None) -> tuple[torch.Tensor, list[int] | None]:
+        """ws [N, num_ws, w_dim] and the seeds (None for given ws) of an edit's starting points."""
+        if isinstance(seeds_or_w, (np.ndarray, torch.Tensor)):
+            ws = torch.as_tensor(seeds_or_w, dtype=torch.float32).to(self.device)
+            ws = ws.reshape(-1, *ws.shape[-2:]) if ws.ndim >= 2 else ws
+            if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
+                raise ValueError(f"edit: ws must be [N, {self.num_ws}, {self.w_dim}] for this model, got "
+                                 f"{tuple(torch.as_tensor(seeds_or_w).shape)}")
+            return ws, None
+        seeds = parse_seeds(seeds_or_w)
+        return self.seeds_to_ws(seeds, truncation_psi, class_idx, truncation_cutoff), seeds
+
+    def edit_latents(self, ws: torch.Tensor, direction: Directions | torch.Tensor, strengths,
+                     index: int = 0) -> torch.Tensor:
+        """ws [N, num_ws, w_dim] moved along a direction: [N, T, num_ws, w_dim] for the T strengths.
+
+        `direction`: a Directions (its direction `index`; strength in its std units) or a vector
+        [w_dim] applied to every layer (strength in w units)."""
+        strengths = _parse_strengths(strengths)
+        if isinstance(direction, Directions):
+            direction.check_fits(self.num_ws, self.w_dim, self.fingerprint if direction.fingerprint else None)
+            offsets = [direction.offset(index, s) for s in strengths]
+            layers = direction.layers
+        else:
+            vec = torch.as_tensor(direction, dtype=torch.float32).flatten()
+            if vec.shape != (self.w_dim,):
+                raise ValueError(f"edit: a direction vector must be [{self.w_dim}], got {tuple(vec.shape)}")
+            offsets, layers = [s * vec for s in strengths], list(range(self.num_ws))
+        return torch.stack([apply_direction(ws, o, layers) for o in offsets], dim=1)
+
+    def edit(self, seeds_or_w, direction: Directions | torch.Tensor, strength="-3:3:7", *, index: int = 0,
+             truncation_psi: float = 1.0, class_idx: int | None = None, noise_mode: str = DEFAULT_NOISE_MODE,
+             truncation_cutoff: int | None = None) -> np.ndarray:
+        """Images along a direction: uint8 [N, T, H, W, C], row n = start n at each of the T strengths.
+
+        `seeds_or_w`: seeds ("0-3", a list) mapped with truncation psi (and cutoff) first, then moved;
+        or ws [N, num_ws, w_dim] / a projected_w array [1, num_ws, w_dim], used as given.
+        `strength`: "-3:3:7" (7 values from -3 to 3), "-2,0,2", a number or a list. Strength 0 is the
+        unedited image. 'random' noise is seeded by the seed (or by 0 for given ws) in every cell.
+        """
+        _check_noise_mode(noise_mode)
+        ws, seeds = self._edit_inputs(seeds_or_w, truncation_psi, class_idx, truncation_cutoff)
+        moved = self.edit_latents(ws, direction, strength, index)          # [N, T, num_ws, w_dim]
+        N, T = moved.shape[:2]
+        noise = None
+        if noise_mode == "random":
+            noise = [s for s in (seeds or [0] * N) for _ in range(T)]
+        images = self.synthesize(moved.reshape(N * T, self.num_ws, self.w_dim), noise_mode, noise)
+        return images.reshape(N, T, *images.shape[1:])
 
     def project(self, target, steps: int = 1000, space: str = "w", *, seed: int = 303, lr: float = 0.1,
                 vgg16: Any = None, vgg16_sha256: str | None = None, class_idx: int | None = None,

@@ -21,12 +21,14 @@ class LoadedModel:
     source: Path                  # the resolved file or folder
     device: torch.device
     augment_p: float = 0.0
+    class_names: list[str] | None = None  # the dataset's class names, when the checkpoint recorded them
 
 
 def load_networks(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
     """Load a model dir, a run dir (latest checkpoint) or an official pickle (safely)."""
     kind, src = resolve_network(path)
     device = torch.device(device)
+    names = None
     if kind == "official":
         from flowergan.compat.official import load_official_pickle
 
@@ -35,6 +37,7 @@ def load_networks(path: str | Path, device: str | torch.device = "cpu") -> Loade
     else:
         d = load_model_dir(src)
         cfg, aug_p = d["config"], float(d["meta"].get("augment_p", 0.0))
+        names = d["meta"].get("class_names")
     G = d["G_ema"] if d.get("G_ema") is not None else d["G"]
     if G is None:
         raise ValueError(f"{src}: holds no generator weights")
@@ -42,4 +45,6 @@ def load_networks(path: str | Path, device: str | torch.device = "cpu") -> Loade
     D = d.get("D")
     if D is not None:
         D = D.to(device).eval().requires_grad_(False)
-    return LoadedModel(G=G, D=D, config=cfg, source=src, device=device, augment_p=aug_p)
+    ok = isinstance(names, list) and len(names) == G.c_dim and all(isinstance(n, str) for n in names)
+    return LoadedModel(G=G, D=D, config=cfg, source=src, device=device, augment_p=aug_p,
+                       class_names=[n[:80] for n in names] if ok else None)

@@ -1,0 +1,123 @@
+"""`flowergan directions | edit`: discover latent directions and move seeds or projections along them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from flowergan.cli.use_cmds import _load, _usage_errors, network_options, style_options
+
+
+def default_directions_path(source: Path, method: str, layers: str) -> Path:
+    """<model folder>/directions/<method>-<layers>.safetensors (beside the file for an official .pkl)."""
+    base = source if source.is_dir() else source.parent
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in layers)
+    return base / "directions" / f"{method}-{safe}.safetensors"
+
+
+@click.command()
+@network_options
+@click.option("--method", type=click.Choice(["sefa", "pca", "class"]), default="sefa", show_default=True,
+              help="sefa: closed form from the style weights; pca: GANSpace PCA of sampled w; "
+                   "class: difference of class means (conditional models).")
+@click.option("--layers", default="all", show_default=True,
+              help="ws range the directions steer: all, coarse, middle, fine, or A-B (e.g. 0-3).")
+@click.option("--num", type=click.IntRange(1, 512), default=10, show_default=True,
+              help="Directions to keep (class: one per class).")
+@click.option("--samples", type=click.IntRange(2, 1_000_000), default=10000, show_default=True,
+              help="Sampled w for PCA and for every direction's std.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="Seed of the sampled z.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="NAME.safetensors (NAME.json is written beside it). "
+                   "Default: <model>/directions/<method>-<layers>.safetensors.")
+def directions(network, device, method, layers, num, samples, seed, out):
+    """Find latent directions to steer (SeFa, GANSpace PCA or class directions) and save them.
+
+    \b
+    Examples:
+      flowergan directions --network models/flowers --method sefa --layers coarse --num 10
+      flowergan directions --network models/flowers --method pca --num 20 --out dirs/pca.safetensors
+    """
+    if out is not None and Path(out).suffix != ".safetensors":
+        raise click.BadParameter(f"{out}: use a name ending in .safetensors (NAME.json is written beside it)",
+                                 param_hint="--out")
+    pipe = _load(network, device)
+    with _usage_errors():
+        d = pipe.directions(method=method, layers=layers, num=num, samples=samples, seed=seed)
+    path = Path(out) if out is not None else default_directions_path(Path(pipe.source), method, d.layer_name)
+    d.save(path)
+    click.echo(f"wrote {path} and {path.with_suffix('.json').name}: {len(d)} {method} directions on ws "
+               f"{d.layers[0]}-{d.layers[-1]}")
+    for i in range(min(len(d), 10)):
+        score = f"  score {d.scores[i]:.4g}" if d.scores else ""
+        click.echo(f"  {i:3d} {d.names[i]:<16} std {float(d.std[i]):.4f}{score}")
+
+
+@click.command()
+@network_options
+@click.option("--directions", "dir_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="A directions file (flowergan directions).")
+@click.option("--dir", "index", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Which direction of the file.")
+@click.option("--seeds", default=None, help="Start points: seeds '0-3' or '1,5,7' (mapped with --trunc first).")
+@click.option("--projected-w", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Start point: a projected_w.npz (key 'w', from flowergan project), used as it is.")
+@click.option("--strength", default="-3:3:7", show_default=True,
+              help="Strengths in std units: 'start:stop:count' or a list '-2,0,2'.")
+@style_options
+@click.option("--truncation-cutoff", type=click.IntRange(min=0), default=None,
+              help="Truncate only the first N ws (default: all).")
+@click.option("--fps", type=float, default=15.0, show_default=True, help="Frames per second of a video.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="grid.png (a row per start point, a column per strength) or video.mp4 / .gif (frame t: every start point at strength t).")
+def edit(network, device, dir_file, index, seeds, projected_w, strength, truncation_psi, class_idx, noise_mode,
+         truncation_cutoff, fps, out):
+    """Move seeds or a projected photo along a latent direction: a strip (PNG) or a video (MP4/GIF).
+
+    \b
+    Examples:
+      flowergan edit --network models/flowers --directions models/flowers/directions/sefa-all.safetensors \\
+          --seeds 0-3 --dir 0 --strength -3:3:7 --trunc 0.7 --out strip.png
+      flowergan edit --network models/flowers --directions dirs/pca.safetensors \\
+          --projected-w out/proj/projected_w.npz --dir 2 --strength -3:3:31 --out edit.mp4
+    """
+    import numpy as np
+
+    from flowergan.inference import make_grid, save_png, write_video
+    from flowergan.inference.directions import Directions, parse_strengths
+    from flowergan.inference.video import VIDEO_SUFFIXES
+
+    suffix = Path(out).suffix.lower()
+    if suffix not in (".png",) + VIDEO_SUFFIXES:
+        raise click.BadParameter(f"{out}: use a name ending in .png (a strip) or .mp4 / .gif (a video)",
+                                 param_hint="--out")
+    if (seeds is None) == (projected_w is None):
+        raise click.UsageError("give --seeds (e.g. 0-3) or --projected-w FILE.npz (one of them)")
+    try:
+        strengths = parse_strengths(strength)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--strength") from None
+    with _usage_errors():
+        dirs = Directions.load(dir_file)
+        if index >= len(dirs):
+            raise click.BadParameter(f"{dir_file} holds {len(dirs)} directions: use 0-{len(dirs) - 1}",
+                                     param_hint="--dir")
+    pipe = _load(network, device)
+    with _usage_errors():
+        start = seeds
+        if projected_w is not None:
+            with np.load(projected_w, allow_pickle=False) as f:
+                if "w" not in f:
+                    raise click.UsageError(f"{projected_w}: no array named 'w' (expected [1, num_ws, w_dim])")
+                start = f["w"]
+        images = pipe.edit(start, dirs, strengths, index=index, truncation_psi=truncation_psi, class_idx=class_idx,
+                           noise_mode=noise_mode, truncation_cutoff=truncation_cutoff)
+    N, T = images.shape[:2]
+    if suffix == ".png":
+        path = save_png(make_grid(images.reshape(N * T, *images.shape[2:]), cols=T), out)
+    else:
+        path = write_video(out, [make_grid(images[:, t], cols=N) for t in range(T)], fps=fps)
+    click.echo(f"wrote {path}: direction {index} ({dirs.names[index]}) of {Path(dir_file).name}, "
+               f"{N} start point(s) x strengths {strengths[0]:g}..{strengths[-1]:g} ({T})")
