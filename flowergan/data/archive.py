@@ -110,9 +110,13 @@ class DatasetZipWriter:
         self.zf.writestr(info, data)
         self.count += 1
 
-    def commit(self, labels: list[list[Any]] | None) -> Path:
-        """Write dataset.json, close, and move into place (refusing to replace unless overwrite)."""
-        self.add("dataset.json", json.dumps({"labels": labels}).encode("utf-8"))
+    def commit(self, labels: list[list[Any]] | None, class_names: list[str] | None = None) -> Path:
+        """Write dataset.json (with "class_names" when known), close, and move into place (refusing to replace
+        unless overwrite)."""
+        doc: dict[str, Any] = {"labels": labels}
+        if class_names is not None and labels is not None:
+            doc["class_names"] = list(class_names)
+        self.add("dataset.json", json.dumps(doc).encode("utf-8"))
         self.count -= 1
         self.zf.close()
         if self.out.exists() and not self.overwrite:

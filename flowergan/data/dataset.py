@@ -82,6 +82,13 @@ class ImageDataset:
             raise DataError(f"dataset {self.path} contains no images (.png/.jpg); create it with flowergan prepare")
         raw_labels = self._load_raw_labels()
         self.labels_available = raw_labels is not None  # dataset.json has labels (whatever use_labels says)
+        self.class_names: list[str] | None = None  # dataset.json's "class_names" (one per class), when present
+        if self.labels_available:
+            from flowergan.data.classes import read_class_names
+
+            names = read_class_names(self.path)
+            if names is not None and len(names) == raw_labels.shape[1]:
+                self.class_names = names
         self._raw_labels = raw_labels if raw_labels is not None else np.zeros((len(self._fnames), 0), np.float32)
 
         idx = np.arange(len(self._fnames), dtype=np.int64)

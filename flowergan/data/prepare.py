@@ -7,6 +7,7 @@ that dies on a poisonous file costs only that file. The output zip appears only 
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing as mp
 import os
@@ -24,6 +25,7 @@ from flowergan.data.archive import (
     summary_path,
     write_json_atomic,
 )
+from flowergan.data.classes import OXFORD102_CLASS_NAMES, check_class_names, read_class_names
 from flowergan.data.errors import DataError
 from flowergan.data.images import RESAMPLE, TRANSFORMS, SkipImage, convert_image
 from flowergan.data.labels import dataset_json_labels, load_labels
@@ -133,6 +135,16 @@ def run_conversions(items: Iterable[tuple[int, str, bytes | None, str | None]], 
         ex.shutdown(wait=True, cancel_futures=True)
 
 
+def _names_in(data: bytes) -> list[str] | None:
+    """The "class_names" of a source's dataset.json, or None (absent, or not a list)."""
+    try:
+        meta = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    names = meta.get("class_names") if isinstance(meta, dict) else None
+    return names if isinstance(names, list) else None
+
+
 def _version() -> str:
     try:
         from importlib.metadata import version
@@ -173,14 +185,20 @@ def prepare_dataset(source: str | os.PathLike, out: str | os.PathLike, *, resolu
 
     label_map: dict[str, int] | None = None
     label_source = None
+    names: list[str] | None = None  # class names, when the source has them
     if labels is not None:
         label_map = load_labels(labels, candidates, subset=subset)
         label_source = str(labels)
+        if str(labels).lower().endswith(".mat"):
+            names = list(OXFORD102_CLASS_NAMES)  # Oxford's imagelabels.mat: the published category names
+        elif str(labels).lower().endswith(".json"):
+            names = read_class_names(labels)
     elif listing.has_dataset_json:
         data = src.read_member(DATASET_JSON)
         if data is not None:
             label_map = dataset_json_labels(data, candidates, subset, f"{source}/{DATASET_JSON}")
             label_source = f"{source}/{DATASET_JSON}" if label_map is not None else None
+            names = _names_in(data)
 
     index = {name: i for i, name in enumerate(candidates)}
     cfg = (resolution, transform, min_size)
@@ -216,7 +234,15 @@ def prepare_dataset(source: str | os.PathLike, out: str | os.PathLike, *, resolu
                             f"written. First reasons:\n{reasons}")
         written.sort()
         label_list = [[a, label_map[s]] for a, s in written] if label_map is not None else None
-        writer.commit(label_list)
+        if names is not None and label_list:
+            num_classes = max(c for _, c in label_list) + 1
+            if len(names) < num_classes:
+                log.warning("%s: %d class names for %d classes; dataset.json keeps no class names", source,
+                            len(names), num_classes)
+                names = None
+            else:
+                names = check_class_names(names[:num_classes], num_classes, f"{source} class names")
+        writer.commit(label_list, class_names=names)
 
     skipped.sort(key=lambda s: s["file"])
     seconds = time.perf_counter() - t0
@@ -238,7 +264,7 @@ def prepare_dataset(source: str | os.PathLike, out: str | os.PathLike, *, resolu
             **{k.replace("-", "_"): v for k, v in sorted(notes_count.items())},
         },
         "labels": None if label_list is None else {
-            "source": label_source, "num_classes": max(per_class) + 1,
+            "source": label_source, "num_classes": max(per_class) + 1, "class_names": names,
             "per_class": {str(k): per_class[k] for k in sorted(per_class)}},
         "skipped": skipped,
         "ignored": [{"file": n, "reason": r} for n, r in listing.ignored],

@@ -283,7 +283,7 @@ def prepare_synthetic(out: str | os.PathLike, *, count: int = 1000, resolution: 
                 pool.terminate()
                 pool.join()
         labels = [[archive_name(i), f] for i, f in enumerate(families)] if labels_by_family else None
-        writer.commit(labels)
+        writer.commit(labels, class_names=list(FAMILIES) if labels_by_family else None)
     seconds = time.perf_counter() - t0
     per_family = {name: families.count(i) for i, name in enumerate(FAMILIES)}
     summary = {

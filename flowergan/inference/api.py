@@ -180,14 +180,15 @@ class Pipeline:
         return self.synthesize(ws, noise_mode, noise_seeds=seeds if noise_mode == "random" else None)
 
     def mix(self, row_seeds, col_seeds, styles: str | list[int] = "coarse", truncation_psi: float = 1.0,
-            class_idx: int | None = None, noise_mode: str = DEFAULT_NOISE_MODE) -> MixResult:
+            class_idx: int | None = None, noise_mode: str = DEFAULT_NOISE_MODE,
+            truncation_cutoff: int | None = None) -> MixResult:
         """Style mixing (the official style_mixing.py): cell (r, c) = ws of row seed r with `ws[:, styles]`
         taken from column seed c. `styles`: "0-3", "0,2,5-7", "coarse" / "middle" / "fine" / "all" / "none"
         or a list of layer indices. Random noise is seeded by the row seed in the row's cells."""
         row_seeds, col_seeds = parse_seeds(row_seeds, "row seeds"), parse_seeds(col_seeds, "column seeds")
         layers = parse_styles(styles, self.num_ws)
         all_seeds = list(dict.fromkeys(row_seeds + col_seeds))
-        w = dict(zip(all_seeds, self.seeds_to_ws(all_seeds, truncation_psi, class_idx)))
+        w = dict(zip(all_seeds, self.seeds_to_ws(all_seeds, truncation_psi, class_idx, truncation_cutoff)))
 
         def render(ws_list, seeds):
             return self.synthesize(torch.stack(ws_list), noise_mode,
@@ -213,7 +214,8 @@ class Pipeline:
         return np.stack(rows)
 
     def interpolation_latents(self, seeds, frames: int = 30, space: str = "z", truncation_psi: float = 1.0,
-                              class_idx: int | None = None, loop: bool = False) -> torch.Tensor:
+                              class_idx: int | None = None, loop: bool = False,
+                              truncation_cutoff: int | None = None) -> torch.Tensor:
         """ws [F, num_ws, w_dim] of a walk through the seeds: `frames` steps per transition, the seeds on
         frames 0, frames, 2*frames, ...; F = (len(seeds) - 1) * frames + 1, or len(seeds) * frames + 1
         with `loop` (back to the first seed). `space` 'z' slerps z, 'w' lerps (truncated) w."""
@@ -227,30 +229,31 @@ class Pipeline:
         keys = seeds + [seeds[0]] if loop else seeds
         z = self.seeds_to_z(keys)
         if space == "w":
-            keys_w = self.seeds_to_ws(keys, truncation_psi, class_idx)  # one mapping call per seed
+            keys_w = self.seeds_to_ws(keys, truncation_psi, class_idx, truncation_cutoff)  # one call per seed
         out = []
         for k in range(len(keys) - 1):
             for j in range(frames):
                 t = j / frames
                 if space == "z":
                     zt = slerp(z[k:k + 1], z[k + 1:k + 2], t)
-                    out.append(self.z_to_ws(zt, truncation_psi, class_idx))
+                    out.append(self.z_to_ws(zt, truncation_psi, class_idx, truncation_cutoff))
                 else:
                     out.append(lerp(keys_w[k:k + 1], keys_w[k + 1:k + 2], t))
-        last = self.z_to_ws(z[-1:], truncation_psi, class_idx) if space == "z" else keys_w[-1:].clone()
+        last = (self.z_to_ws(z[-1:], truncation_psi, class_idx, truncation_cutoff) if space == "z"
+                else keys_w[-1:].clone())
         out.append(last)
         return torch.cat(out)
 
     def interpolate(self, seeds, frames: int = 30, space: str = "z", truncation_psi: float = 1.0,
                     class_idx: int | None = None, noise_mode: str = DEFAULT_NOISE_MODE,
-                    loop: bool = False) -> np.ndarray:
+                    loop: bool = False, truncation_cutoff: int | None = None) -> np.ndarray:
         """A latent walk through `seeds`: uint8 [F, H, W, C] (F as in `interpolation_latents`).
 
         Frame 0 is exactly `generate(seeds[0])` (and every seed's key frame its image). In 'random'
         noise mode every frame uses the noise seeded by the first seed, so only the latent moves.
         """
         _check_noise_mode(noise_mode)
-        ws = self.interpolation_latents(seeds, frames, space, truncation_psi, class_idx, loop)
+        ws = self.interpolation_latents(seeds, frames, space, truncation_psi, class_idx, loop, truncation_cutoff)
         first = parse_seeds(seeds)[0]
         return self.synthesize(ws, noise_mode, [first] * ws.shape[0] if noise_mode == "random" else None)
 

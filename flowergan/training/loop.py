@@ -247,6 +247,9 @@ class Trainer:
             modules["augment_pipe"] = self.augment_pipe
         meta = {"augment_p": float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0,
                 "kimg": self.cur_nimg / 1000, "train": self.cfg.to_dict(), **(extra_meta or {})}
+        names = getattr(self.dataset, "class_names", None) if self.model_cfg.c_dim else None
+        if names is not None and len(names) == self.model_cfg.c_dim:
+            meta["class_names"] = list(names)  # the explorer and `directions --method class` show them
         path = ckpt.save_checkpoint(self.run_dir, self.model_cfg, modules, self.opts, self.state(),
                                     ckpt.rng_state(self.device), meta)
         protect = {self.best["checkpoint"]} if self.best.get("checkpoint") else set()

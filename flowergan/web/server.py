@@ -7,6 +7,8 @@ Endpoints (JSON in and out; errors are 4xx/5xx with {"error": "..."} naming the 
   POST /api/generate      {"seed" | "seeds", "psi", "noise_mode", "class_idx"} -> {"images": [PNG data URLs]}
   POST /api/mix           {"row_seed", "col_seed", "styles", "psi", "noise_mode", "class_idx"} -> 3 images
   POST /api/interpolate   {"seeds", "frames", "space", "loop", "psi", "noise_mode", "class_idx"} -> frames
+  (every generation request also takes "cutoff": truncate only the first N ws; generate takes "grid": true)
+  editing, walk downloads and photo projection: see edit_api.py
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 from flowergan.inference.api import NOISE_MODES, SPACES, Pipeline
 from flowergan.inference.images import png_bytes
 from flowergan.inference.latents import MAX_SEED, parse_styles
+from flowergan.web.edit_api import EditApi, EditLimits
 
 log = logging.getLogger(__name__)
 
@@ -167,11 +170,13 @@ class ExplorerServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], pipe: Pipeline, limits: Limits = Limits()):
+    def __init__(self, address: tuple[str, int], pipe: Pipeline, limits: Limits = Limits(),
+                 edit_limits: EditLimits = EditLimits(), directions: list | tuple = ()):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.pipe, self.limits = pipe, limits
         self.loopback_only = is_loopback(address[0])
+        self.edit = EditApi(self, edit_limits, directions)  # validates the direction files before binding
         self.worker = GenerationWorker(limits.queue_size)
         try:
             super().__init__(address, ExplorerHandler)
@@ -210,12 +215,14 @@ class ExplorerServer(ThreadingHTTPServer):
         return {"resolution": p.resolution, "img_channels": p.img_channels, "z_dim": p.z_dim, "w_dim": p.w_dim,
                 "c_dim": p.c_dim, "num_ws": p.num_ws, "style_ranges": p.style_ranges(),
                 "noise_modes": list(NOISE_MODES), "spaces": list(SPACES), "max_seed": MAX_SEED,
-                "model": getattr(p.source, "name", None) or "model", "limits": asdict(self.limits)}
+                "model": getattr(p.source, "name", None) or "model", "limits": asdict(self.limits),
+                "class_names": p.class_names, **self.edit.info()}
 
     def _common(self, body: dict) -> dict:
         lim, p = self.limits, self.pipe
         out = {"truncation_psi": _float(body, "psi", lim.psi_min, lim.psi_max, 1.0),
-               "noise_mode": _choice(body, "noise_mode", NOISE_MODES, "const")}
+               "noise_mode": _choice(body, "noise_mode", NOISE_MODES, "const"),
+               "truncation_cutoff": _int(body, "cutoff", 0, p.num_ws, None)}
         if p.c_dim > 0:
             out["class_idx"] = _int(body, "class_idx", 0, p.c_dim - 1)
         elif body.get("class_idx") is not None:
@@ -223,17 +230,25 @@ class ExplorerServer(ThreadingHTTPServer):
         return out
 
     def api_generate(self, body: dict) -> dict:
-        _check_keys(body, {"seed", "seeds", "psi", "noise_mode", "class_idx"})
+        _check_keys(body, {"seed", "seeds", "psi", "cutoff", "noise_mode", "class_idx", "grid"})
         if ("seed" in body) == ("seeds" in body):
             raise ApiError(400, f"give exactly one of seed (an integer in [0, {MAX_SEED}]) or seeds (a list)")
         seeds = ([_int(body, "seed", 0, MAX_SEED)] if "seed" in body
                  else _seed_list(body, "seeds", 1, self.limits.max_batch))
         kw = self._common(body)
+        grid = body.get("grid", False)
+        if not isinstance(grid, bool):
+            raise ApiError(400, f"grid: must be true or false, got {json.dumps(grid)[:20]}")
         images = self.run(lambda: self.pipe.generate(seeds, **kw))
-        return {"seeds": seeds, "images": [_data_url(im) for im in images]}
+        out = {"seeds": seeds, "images": [_data_url(im) for im in images]}
+        if grid:
+            from flowergan.inference.images import make_grid
+
+            out["grid"] = _data_url(make_grid(images))
+        return out
 
     def api_mix(self, body: dict) -> dict:
-        _check_keys(body, {"row_seed", "col_seed", "styles", "psi", "noise_mode", "class_idx"})
+        _check_keys(body, {"row_seed", "col_seed", "styles", "psi", "cutoff", "noise_mode", "class_idx"})
         row, col = _int(body, "row_seed", 0, MAX_SEED), _int(body, "col_seed", 0, MAX_SEED)
         styles = body.get("styles", "coarse")
         n = self.pipe.num_ws
@@ -254,7 +269,7 @@ class ExplorerServer(ThreadingHTTPServer):
                 "mix_image": _data_url(r.cells[0, 0])}
 
     def api_interpolate(self, body: dict) -> dict:
-        _check_keys(body, {"seeds", "frames", "space", "loop", "psi", "noise_mode", "class_idx"})
+        _check_keys(body, {"seeds", "frames", "space", "loop", "psi", "cutoff", "noise_mode", "class_idx"})
         lim = self.limits
         seeds = _seed_list(body, "seeds", 2, lim.max_walk_seeds)
         frames = _int(body, "frames", 1, lim.max_frames, 8)
@@ -324,6 +339,11 @@ class ExplorerHandler(BaseHTTPRequestHandler):
             return self._json(200, self.server.info())
         if path == "/api/health":
             return self._json(200, {"ok": True})
+        if path.startswith("/api/project/"):
+            try:
+                return self._json(200, self.server.edit.project_status(path[len("/api/project/"):]))
+            except ApiError as e:
+                return self._error(e.status, e.message)
         return self._error(404, f"no such page: {path}")
 
     do_HEAD = do_GET
@@ -332,13 +352,15 @@ class ExplorerHandler(BaseHTTPRequestHandler):
         if not self._host_ok():
             return self._error(403, "Host header not allowed: this server only answers requests for localhost")
         routes = {"/api/generate": self.server.api_generate, "/api/mix": self.server.api_mix,
-                  "/api/interpolate": self.server.api_interpolate}
+                  "/api/interpolate": self.server.api_interpolate, "/api/directions": self.server.edit.api_directions,
+                  "/api/edit": self.server.edit.api_edit, "/api/walk-video": self.server.edit.api_walk_video,
+                  "/api/project": self.server.edit.api_project}
         path = self.path.split("?", 1)[0]
         if path not in routes:
             return self._error(404, f"no such endpoint: POST {path}; use one of {sorted(routes)}")
         t0 = time.perf_counter()
         try:
-            body = self._read_json()
+            body = self._read_json(self.server.edit.limits.max_upload if path == "/api/project" else None)
             out = routes[path](body)
         except ApiError as e:
             return self._error(e.status, e.message)
@@ -348,7 +370,7 @@ class ExplorerHandler(BaseHTTPRequestHandler):
         out["ms"] = round((time.perf_counter() - t0) * 1000, 1)
         return self._json(200, out)
 
-    def _read_json(self) -> dict:
+    def _read_json(self, max_body: int | None = None) -> dict:
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if ctype != "application/json":
             raise ApiError(415, "send the request body as JSON with Content-Type: application/json")
@@ -356,9 +378,9 @@ class ExplorerHandler(BaseHTTPRequestHandler):
         if length is None or not length.isdigit():
             raise ApiError(411, "a Content-Length header is required")
         n = int(length)
-        if n > self.server.limits.max_body:
-            raise ApiError(413, f"request body of {n} bytes is larger than the limit of "
-                                f"{self.server.limits.max_body} bytes")
+        limit = max_body or self.server.limits.max_body
+        if n > limit:
+            raise ApiError(413, f"request body of {n} bytes is larger than the limit of {limit} bytes")
         try:
             body = json.loads(self.rfile.read(n) or b"{}")
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -376,12 +398,13 @@ class ExplorerHandler(BaseHTTPRequestHandler):
         self._send(200, f.read_bytes(), _CONTENT_TYPES[name.rsplit(".", 1)[1]])
 
 
-def make_server(pipe: Pipeline, host: str = "127.0.0.1", port: int = 8000, limits: Limits = Limits()) -> ExplorerServer:
+def make_server(pipe: Pipeline, host: str = "127.0.0.1", port: int = 8000, limits: Limits = Limits(),
+                edit_limits: EditLimits = EditLimits(), directions: list | tuple = ()) -> ExplorerServer:
     """Bind the explorer (port 0 = any free port; see `.url`). Call `serve_forever()`, then `shutdown()` and
     `server_close()`. Binding to a non-loopback address logs a warning: anyone who can reach it can use it."""
     if not is_loopback(host):
         log.warning("WARNING: serving on %s, which is not a loopback address: anyone who can reach this machine "
                     "can use the model explorer (there is no authentication)", host)
-    server = ExplorerServer((host, port), pipe, limits)
+    server = ExplorerServer((host, port), pipe, limits, edit_limits, directions)
     log.debug("model explorer at %s", server.url)
     return server
