@@ -165,8 +165,10 @@ function stepSeed(delta) {
 function grid() {
   return run("grid", "grid", async () => {
     const seeds = parseSeeds($("grid-seeds").value, INFO.limits.max_batch, "grid seeds");
-    const data = await api("/api/generate", Object.assign({ seeds, grid: true }, common()));
+    const body = Object.assign({ seeds, grid: true }, common());
+    const data = await api("/api/generate", body);
     return () => {
+      document.body.dataset.gridBody = JSON.stringify(body);
       setImage("grid-img", "grid-dl", data.grid, `grid-${seeds[0]}-${seeds[seeds.length - 1]}.png`);
       $("grid-caption").textContent = `${seeds.length} seeds`;
       saveState();
@@ -341,6 +343,7 @@ function edit() {
       setImage("edit-img", "edit-dl", data.image, `edit-${what}-${set}-${desc}.png`);
       $("edit-caption").textContent = `${what}, ${set}: ${desc}`;
       document.body.dataset.editState = JSON.stringify(values);
+      document.body.dataset.editBody = JSON.stringify(body);
       saveState();
     };
   });
