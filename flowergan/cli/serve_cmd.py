@@ -71,10 +71,14 @@ def serve(network, host, port, device, queue_size, timeout, max_frames, max_batc
         for f in dir_files:
             dirs.append((Path(f).stem, Directions.load(f)))
     limits = Limits(max_batch=max_batch, max_frames=max_frames, queue_size=queue_size, timeout_s=timeout)
-    edit_limits = EditLimits(max_project_steps=max_project_steps)
+    extra = {}  # only what differs from make_server's defaults
+    if dirs:
+        extra["directions"] = dirs
+    if max_project_steps != EditLimits.max_project_steps:
+        extra["edit_limits"] = EditLimits(max_project_steps=max_project_steps)
     try:
         with _usage_errors():
-            server = make_server(pipe, host, port, limits, edit_limits, dirs)
+            server = make_server(pipe, host, port, limits, **extra)
     except OSError as e:
         raise click.UsageError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
     click.echo(f"flowergan explorer for {pipe.source} at {server.url}  (Ctrl-C to stop)")
