@@ -10,7 +10,7 @@ from flowergan.cli.use_cmds import _load, _usage_errors, network_options, style_
 
 
 def default_directions_path(source: Path, method: str, layers: str) -> Path:
-    """<model folder>/directions/<method>-<layers>.safetensors (beside the file for an official .pkl)."""
+    """<model or run folder>/directions/<method>-<layers>.safetensors (beside the file for an official .pkl)."""
     base = source if source.is_dir() else source.parent
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in layers)
     return base / "directions" / f"{method}-{safe}.safetensors"
@@ -31,7 +31,7 @@ def default_directions_path(source: Path, method: str, layers: str) -> Path:
               help="Seed of the sampled z.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="NAME.safetensors (NAME.json is written beside it). "
-                   "Default: <model>/directions/<method>-<layers>.safetensors.")
+                   "Default: <network folder>/directions/<method>-<layers>.safetensors.")
 def directions(network, device, method, layers, num, samples, seed, out):
     """Find latent directions to steer (SeFa, GANSpace PCA or class directions) and save them.
 
@@ -46,7 +46,7 @@ def directions(network, device, method, layers, num, samples, seed, out):
     pipe = _load(network, device)
     with _usage_errors():
         d = pipe.directions(method=method, layers=layers, num=num, samples=samples, seed=seed)
-    path = Path(out) if out is not None else default_directions_path(Path(pipe.source), method, d.layer_name)
+    path = Path(out) if out is not None else default_directions_path(Path(network), method, d.layer_name)
     d.save(path)
     click.echo(f"wrote {path} and {path.with_suffix('.json').name}: {len(d)} {method} directions on ws "
                f"{d.layers[0]}-{d.layers[-1]}")

@@ -62,9 +62,9 @@ def serve(network, host, port, device, queue_size, timeout, max_frames, max_batc
             raise click.BadParameter(f"{classes}: no class names for this model's {pipe.c_dim} classes "
                                      f"(dataset.json needs 'class_names')", param_hint="--classes")
         pipe.class_names = names
-    if not dir_files:
-        src = Path(pipe.source)
-        folder = (src if src.is_dir() else src.parent) / "directions"
+    if not dir_files:  # the directions/ folder beside the model (as flowergan directions writes by default)
+        net = Path(network)
+        folder = (net if net.is_dir() else net.parent) / "directions"
         dir_files = sorted(str(p) for p in folder.glob("*.safetensors"))[:8] if folder.is_dir() else []
     dirs = []
     with _usage_errors():

@@ -140,3 +140,25 @@ def test_oxford_labels_get_the_published_names(tmp_path):
     assert meta["class_names"] == list(OXFORD102_CLASS_NAMES)
     assert meta["class_names"][76] == "passion flower" and meta["class_names"][101] == "blackberry lily"
     assert sorted(c for _, c in meta["labels"]) == [0, 2, 76, 101]
+
+
+def test_training_records_the_dataset_class_names(tmp_path):
+    import torch
+
+    import flowergan
+    from flowergan.config import preset
+    from flowergan.data.dataset import ImageDataset
+    from flowergan.data.synthetic import FAMILIES, prepare_synthetic
+    from flowergan.networks.resolve import list_checkpoints
+    from flowergan.training.config import TrainConfig
+    from flowergan.training.loop import Trainer, train
+
+    out = prepare_synthetic(tmp_path / "fam.zip", count=40, resolution=16, labels_by_family=True, workers=1,
+                            progress=False)["output"]
+    ds = ImageDataset(out, use_labels=True)
+    cfg = preset("tiny").replace(resolution=16, channel_base=256, channel_max=32, z_dim=16, w_dim=16,
+                                 c_dim=ds.label_dim)
+    tcfg = TrainConfig(batch=4, kimg=0.008, snap=0.008, aug="none", seed=0, keep=1)
+    train(Trainer(cfg, tcfg, tmp_path / "run", ds, device=torch.device("cpu")), progress=False)
+    ckpt = list_checkpoints(tmp_path / "run")[-1]
+    assert flowergan.load(ckpt).class_names == list(FAMILIES)
