@@ -213,6 +213,9 @@ class Directions:
         if self.vectors.ndim != 2 or self.std.shape != (self.vectors.shape[0],):
             raise ValueError(f"directions: vectors must be [K, w_dim] and std [K], got {tuple(self.vectors.shape)} "
                              f"and {tuple(self.std.shape)}")
+        if not self.layers or not all(isinstance(i, (int, np.integer)) and i >= 0 for i in self.layers):
+            raise ValueError(f"directions: layers must be a non-empty list of ws indices, got {self.layers!r}")
+        self.layers = [int(i) for i in self.layers]
         if not self.names:
             self.names = [f"{self.method}{i}" for i in range(len(self))]
 
