@@ -8,6 +8,8 @@ import click
 
 from flowergan.cli.use_cmds import _load, _usage_errors, network_options, style_options
 
+MAX_EDIT_IMAGES = 4096  # images per `edit` call (all are held in memory for the strip or video)
+
 
 def default_directions_path(source: Path, method: str, layers: str) -> Path:
     """<model or run folder>/directions/<method>-<layers>.safetensors (beside the file for an official .pkl)."""
@@ -99,6 +101,13 @@ def edit(network, device, dir_file, index, seeds, projected_w, strength, truncat
         strengths = parse_strengths(strength)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--strength") from None
+    if seeds is not None:
+        from flowergan.cli.use_cmds import _seeds
+
+        n = len(_seeds(seeds))
+        if n * len(strengths) > MAX_EDIT_IMAGES:
+            raise click.BadParameter(f"{n} seeds x {len(strengths)} strengths = {n * len(strengths)} images; at most "
+                                     f"{MAX_EDIT_IMAGES} per call (give fewer seeds or strengths)", param_hint="--seeds")
     with _usage_errors():
         dirs = Directions.load(dir_file)
         if index >= len(dirs):
