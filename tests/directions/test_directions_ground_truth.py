@@ -4,11 +4,11 @@ found for hue (and for brightness) must move that attribute monotonically over -
 twice as much as random directions of the same length. The attributes are measured by the estimators
 below, written here independently of the library.
 
-Protocol: the 16 top GANSpace (PCA) directions are ranked on selection seeds 0-7 and the best is judged on
+Protocol: the 8 top GANSpace (PCA) directions are ranked on selection seeds 0-15 and the best is judged on
 held-out seeds 100-123 against 8 random unit directions applied with the same step length. SeFa is checked
 against its definition in test_directions_maths.py; on this barely trained model its best hue direction
-moved hue only ~2x as much as random ones (13.2 vs 6.3 degrees, measured with the 4-kimg model), too close
-to the bar for a stable test.
+moved hue only 1.5-3x as much as random ones (depending on the layer range), too close to the bar for a
+stable test.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 _one_thread = pytest.fixture(autouse=True)(one_thread)
 
 STRENGTHS = np.linspace(-3, 3, 7)
-SELECT, HELD_OUT = list(range(8)), list(range(100, 124))
+SELECT, HELD_OUT = list(range(16)), list(range(100, 124))
 
 
 def flower_mask(h: int, w: int) -> np.ndarray:
@@ -106,8 +106,8 @@ def _random_dirs(like, k: int, seed: int = 7):
 
 @pytest.fixture(scope="module")
 def found(trained):
-    """The model, its 16 top PCA directions, and a memo of edited images shared by both attributes."""
-    return trained, trained.directions(method="pca", layers="all", num=16, samples=5000), {}
+    """The model, its 8 top PCA directions, and a memo of edited images shared by both attributes."""
+    return trained, trained.directions(method="pca", layers="all", num=8, samples=5000), {}
 
 
 @pytest.mark.parametrize("attribute", ["hue", "value"])
