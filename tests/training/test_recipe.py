@@ -244,3 +244,27 @@ def test_finetune_cli_from_official_snapshot(tmp_path, golden_dir):
     start, off = load_start_networks(pkl), load_official_pickle(pkl)
     for k in ("G", "G_ema", "D"):
         assert all(torch.equal(a, b) for a, b in zip(start[k].state_dict().values(), off[k].state_dict().values()))
+
+
+def test_accumulation_rounds_add_gradients_like_the_official_loop():
+    """batch 4 as 2 rounds of batch_gpu 2: D's gradient is the sum of the two rounds' gradients (official)."""
+    from flowergan.training.bench import RandomImages, _CyclicSampler
+    from flowergan.training.loop import Trainer
+
+    cfg = preset("tiny").replace(resolution=16, channel_base=256, channel_max=32, z_dim=16, w_dim=16, mbstd_group=2)
+    g = torch.Generator().manual_seed(3)
+    real, z = torch.rand(4, 3, 16, 16, generator=g) * 2 - 1, torch.randn(4, 4, 16, generator=g)
+    c, gen_c = torch.zeros(4, 0), torch.zeros(4, 4, 0)
+
+    def grads(batch, batch_gpu, sl):
+        tcfg = TrainConfig(batch=batch, batch_gpu=batch_gpu, aug="none", style_mixing=0.0, noise_mode="const")
+        t = Trainer(cfg, tcfg, None, RandomImages(cfg, n=8), device=torch.device("cpu"), sampler_cls=_CyclicSampler)
+        assert t.rounds == batch // batch_gpu
+        t.step(real=(real[sl], c[sl]), gen_z=z[:, sl], gen_c=gen_c[:, sl], phases=["Dmain"])
+        return {n: p.grad.clone() for n, p in t.D.named_parameters() if p.grad is not None}
+
+    both = grads(4, 2, slice(0, 4))
+    a, b = grads(2, 2, slice(0, 2)), grads(2, 2, slice(2, 4))
+    assert both.keys() == a.keys()
+    for n in both:
+        torch.testing.assert_close(both[n], a[n] + b[n], rtol=1e-5, atol=1e-7, msg=n)
