@@ -154,7 +154,7 @@ def _plan(kw: dict) -> _Plan:
     # The data decides resolution, channels and label width.
     dataset = None
     if tcfg.data:
-        dataset = _open_dataset(tcfg)
+        dataset = _open_dataset(tcfg, cache=None if kw["dry_run"] else "memory")
         res, channels, labels = dataset.resolution, dataset.num_channels, dataset.label_dim if dataset.has_labels else None
     elif kw["dry_run"] and "resolution" in model_given:
         res, channels, labels = model_given["resolution"], model_fields.get("img_channels", 3), None
@@ -232,7 +232,7 @@ def _run(plan: _Plan, kw: dict, info, device) -> None:
     from flowergan.training.loop import Trainer, TrainingDiverged, new_run_dir, train
 
     r = plan.resolved
-    dataset = plan.dataset if plan.dataset is not None else _open_dataset(r.train)
+    dataset = plan.dataset if plan.dataset is not None and plan.dataset.cache_mode else _open_dataset(r.train)
     try:
         trainer = Trainer(r.model, r.train, None, dataset, device=device, info=info, resume=plan.resume_ckpt,
                           init_modules=plan.init_modules)
@@ -306,10 +306,10 @@ def _read_config_file(path: Path):
         raise click.UsageError(f"--config {path}: {e}") from None
 
 
-def _open_dataset(tcfg):
+def _open_dataset(tcfg, cache: str | None = "memory"):
     from flowergan.data.dataset import ImageDataset
 
     try:
-        return ImageDataset(tcfg.data, use_labels=tcfg.cond, xflip=tcfg.mirror, cache="memory")
+        return ImageDataset(tcfg.data, use_labels=tcfg.cond, xflip=tcfg.mirror, cache=cache)
     except (ValueError, FileNotFoundError) as e:
         raise click.UsageError(f"--data {tcfg.data}: {e}") from None

@@ -114,6 +114,8 @@ class Trainer:
         self.G = G.to(device).train().requires_grad_(False)
         self.D = D.to(device).train().requires_grad_(False)
         self.G_ema = copy.deepcopy(self.G).eval()
+        if init_modules is None and cfg.finetune and resume is None:
+            init_modules = load_start_networks(cfg.finetune)
         if init_modules:  # the official resume: G -> G, G_ema -> G_ema, D -> D
             def pick(*names):
                 return next((init_modules[k] for k in names if init_modules.get(k) is not None), None)
