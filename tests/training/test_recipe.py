@@ -268,3 +268,12 @@ def test_accumulation_rounds_add_gradients_like_the_official_loop():
     assert both.keys() == a.keys()
     for n in both:
         torch.testing.assert_close(both[n], a[n] + b[n], rtol=1e-5, atol=1e-7, msg=n)
+
+
+def test_run_configs_written_before_the_resolver_still_load():
+    old = {"data": "x.zip", "batch": 16, "gamma": 0.0128, "lr_g": 0.004, "lr_d": 0.004, "ema_kimg": 5.0,
+           "workers": 0, "amp": "off", "device": "cpu"}
+    t = TrainConfig.from_dict(old)
+    assert (t.lr, t.batch, t.gamma, t.ema_kimg) == (0.004, 16, 0.0128, 5.0)
+    with pytest.raises(ConfigError, match="lr_g=0.004 and lr_d=0.002 differ"):
+        TrainConfig.from_dict({**old, "lr_d": 0.002})
