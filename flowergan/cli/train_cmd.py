@@ -216,7 +216,7 @@ def _plan(kw: dict) -> _Plan:
         raise _fail(e) from None
     for n in notes:
         if _is_main():
-            click.echo(n)
+            click.echo(n, err=True)  # stdout stays one JSON object under --dry-run --json
     import torch
 
     stem = Path(tcfg.data).stem if tcfg.data else f"res{res}"

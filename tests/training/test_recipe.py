@@ -237,7 +237,7 @@ def test_finetune_cli_from_official_snapshot(tmp_path, golden_dir):
     r = CliRunner().invoke(cli, ["train", "--data", str(data), "--finetune", str(pkl), "--dry-run", "--json",
                                  "--batch", "4", "--device", "cpu"])
     assert r.exit_code == 0, r.output
-    got = json.loads(r.stdout.splitlines()[-1])
+    got = json.loads(r.stdout)  # one JSON object on stdout; notes go to stderr
     assert (got["ada_kimg"], got["ema_rampup"], got["channel_max"], got["z_dim"]) == (100, None, 64, 64)
     from flowergan.training.loop import load_start_networks
 
