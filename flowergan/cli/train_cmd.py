@@ -301,7 +301,11 @@ def _read_config_file(path: Path):
             return TrainConfig.from_dict(req.get("train", {}), where=f"{path} request.train"), \
                 dict(req.get("model", {})), req.get("preset")
         train = TrainConfig.from_dict(doc.get("train", {}), where=f"{path} train")
-        return train, dict(doc.get("model", {})), None
+        model = dict(doc.get("model", {}))
+        for k in ("num_fp16_res", "conv_clamp"):  # unset precision follows --amp, as for a Python ModelConfig
+            if model.get(k) in (0, None):
+                model.pop(k, None)
+        return train, model, None
     except (json.JSONDecodeError, ConfigError, AttributeError, TypeError) as e:
         raise click.UsageError(f"--config {path}: {e}") from None
 

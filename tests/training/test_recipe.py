@@ -277,3 +277,14 @@ def test_run_configs_written_before_the_resolver_still_load():
     assert (t.lr, t.batch, t.gamma, t.ema_kimg) == (0.004, 16, 0.0128, 5.0)
     with pytest.raises(ConfigError, match="lr_g=0.004 and lr_d=0.002 differ"):
         TrainConfig.from_dict({**old, "lr_d": 0.002})
+
+
+def test_config_file_without_request_section(tmp_path):
+    """A hand-written config.json with only `train` and `model` works too; flags still override it."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"train": {"batch": 8, "gamma": 0.25}, "model": {"z_dim": 32, "resolution": 64}}))
+    r = CliRunner().invoke(cli, ["train", "--config", str(path), "--resolution", "64", "--dry-run", "--json",
+                                 "--device", "cuda", "--lr", "0.001"])
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.stdout)
+    assert (got["batch"], got["gamma"], got["z_dim"], got["lr"], got["num_fp16_res"]) == (8, 0.25, 32, 0.001, 4)
