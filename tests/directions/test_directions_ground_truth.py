@@ -73,8 +73,8 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """`tiny` trained for 4 kimg (batch 16, R1 gamma 0.0128, EMA half-life 5 kimg, no augmentation) on 1000
-    procedural flowers at 32x32 (after 2 kimg
-    the top PCA direction's hue change was still within reach of random directions)."""
+    procedural flowers at 32x32 (after 2 kimg the top PCA direction's hue change was still within reach of
+    random directions)."""
     from click.testing import CliRunner
 
     import flowergan
