@@ -86,7 +86,11 @@ class ImageDataset:
         if self.labels_available:
             from flowergan.data.classes import read_class_names
 
-            names = read_class_names(self.path)
+            try:
+                names = read_class_names(self.path)
+            except DataError as e:  # the names are optional: a bad list must not stop training
+                log.warning("%s; ignoring the class names", e)
+                names = None
             if names is not None and len(names) == raw_labels.shape[1]:
                 self.class_names = names
         self._raw_labels = raw_labels if raw_labels is not None else np.zeros((len(self._fnames), 0), np.float32)

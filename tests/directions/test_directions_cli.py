@@ -163,3 +163,14 @@ def test_training_records_the_dataset_class_names(tmp_path):
     train(Trainer(cfg, tcfg, tmp_path / "run", ds, device=torch.device("cpu")), progress=False)
     ckpt = list_checkpoints(tmp_path / "run")[-1]
     assert flowergan.load(ckpt).class_names == list(FAMILIES)
+
+
+def test_bad_class_names_are_ignored_by_the_reader(tmp_path):
+    from flowergan.data.dataset import ImageDataset
+
+    src = tmp_path / "ds"
+    (src / "00000").mkdir(parents=True)
+    PIL.Image.new("RGB", (8, 8)).save(src / "00000" / "img00000000.png")
+    (src / "dataset.json").write_text(json.dumps({"labels": [["00000/img00000000.png", 0]], "class_names": [7]}))
+    ds = ImageDataset(src, use_labels=True)
+    assert ds.label_dim == 1 and ds.class_names is None
