@@ -47,7 +47,7 @@ def _fsync_dir_files(d: Path) -> None:
 def write_model_dir(out_dir: str | Path, cfg: ModelConfig, modules: dict[str, torch.nn.Module | None],
                     meta: dict[str, Any] | None = None, extra_files: dict[str, Any] | None = None,
                     overwrite: bool = True) -> Path:
-    """Write config + weights (+ extra files: name -> dict (JSON) or tensor dict (safetensors)) atomically."""
+    """Write config + weights (+ extra files: name -> str (text), dict (JSON) or tensor dict (safetensors)) atomically."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"{out_dir} already exists; choose another folder or allow overwriting")
@@ -65,7 +65,9 @@ def write_model_dir(out_dir: str | Path, cfg: ModelConfig, modules: dict[str, to
                "networks": sorted(k for k, m in modules.items() if m is not None), **(meta or {})}
         (tmp / CONFIG_NAME).write_text(json.dumps(doc, indent=2) + "\n")
         for name, content in (extra_files or {}).items():
-            if isinstance(content, dict) and content and all(isinstance(v, torch.Tensor) for v in content.values()):
+            if isinstance(content, str):  # text, e.g. a model card
+                (tmp / name).write_text(content)
+            elif isinstance(content, dict) and content and all(isinstance(v, torch.Tensor) for v in content.values()):
                 save_file({k: v.detach().cpu().contiguous() for k, v in content.items()}, str(tmp / name))
             else:
                 (tmp / name).write_text(json.dumps(content, indent=2) + "\n")

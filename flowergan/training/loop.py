@@ -246,7 +246,10 @@ class Trainer:
         if self.augment_pipe is not None:
             modules["augment_pipe"] = self.augment_pipe
         meta = {"augment_p": float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0,
-                "kimg": self.cur_nimg / 1000, "train": self.cfg.to_dict(), **(extra_meta or {})}
+                "kimg": self.cur_nimg / 1000, "train": self.cfg.to_dict(),
+                "dataset": {"name": Path(self.cfg.data).name,  # for the model card; size without x-flips
+                            "size": len(self.dataset) // (2 if getattr(self.dataset, "xflip", False) else 1)},
+                **(extra_meta or {})}
         path = ckpt.save_checkpoint(self.run_dir, self.model_cfg, modules, self.opts, self.state(),
                                     ckpt.rng_state(self.device), meta)
         protect = {self.best["checkpoint"]} if self.best.get("checkpoint") else set()
