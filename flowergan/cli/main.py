@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "metrics": "flowergan.cli.metrics_cmds:metrics",
     "fid": "flowergan.cli.metrics_cmds:fid",
     "serve": "flowergan.cli.serve_cmd:serve",
+    "export": "flowergan.cli.export_cmd:export",
 }
 
 
