@@ -157,20 +157,9 @@ def preset(name: str) -> ModelConfig:
 
 def save_json(obj: dict[str, Any], path: str | Path) -> None:
     """Write JSON atomically (temp file in the same folder, then rename)."""
-    import os
-    import tempfile
+    from flowergan.infra import atomic_write_text
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 __all__ = ["FORMAT_VERSION", "ConfigError", "ModelConfig", "PRESETS", "preset", "from_dict_strict",

@@ -10,6 +10,8 @@ from pathlib import Path
 import click
 
 from flowergan.cli.model_flags import model_options, pop_model_config
+from flowergan.infra import NOISE_MODES
+from flowergan.training.config import TrainConfig
 
 
 @click.command()
@@ -47,7 +49,7 @@ from flowergan.cli.model_flags import model_options, pop_model_config
                    "conv clamping (the official scheme).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the main phases.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--noise-mode", type=click.Choice(["random", "const", "none"]), default="random", show_default=True,
+@click.option("--noise-mode", type=click.Choice(NOISE_MODES), default="random", show_default=True,
               help="Noise inputs of G during training.")
 @click.option("--r1-interval", type=click.IntRange(min=0), default=16, show_default=True,
               help="Minibatches between R1 steps (lazy regularisation); 0: R1 in every D step.")
@@ -56,6 +58,9 @@ from flowergan.cli.model_flags import model_options, pop_model_config
 @click.option("--pl-weight", type=click.FloatRange(min=0), default=2.0, show_default=True,
               help="Path-length regularisation weight; 0 turns it off (the official CIFAR setting).")
 @click.option("--style-mixing", type=click.FloatRange(0, 1), default=0.9, show_default=True)
+@click.option("--log", "log_backends", multiple=True, type=click.Choice(["jsonl", "tensorboard", "wandb"]),
+              default=("jsonl",), show_default=True,
+              help=TrainConfig.__dataclass_fields__["log"].metadata["help"] + " Repeat for several.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved options and exit.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (log lines only).")
 def train(**kw) -> None:
@@ -121,6 +126,8 @@ def _train(kw: dict, info, device) -> None:
             overrides["kimg"] = kw["kimg"]
         if _explicit(ctx, "snap"):
             overrides["snap"] = kw["snap"]
+        if _explicit(ctx, "log_backends"):
+            overrides["log"] = tuple(dict.fromkeys(kw["log_backends"]))
         tcfg = tcfg.replace(**overrides)
     else:
         if not kw["data"]:
@@ -136,10 +143,17 @@ def _train(kw: dict, info, device) -> None:
             metrics=tuple(m for m in kw["metrics"].split(",") if m), metrics_num=kw["metrics_num"],
             seed=kw["seed"], noise_mode=kw["noise_mode"], freeze_d=kw["freeze_d"], device=kw["device"],
             amp="bf16" if amp == "bf16" else "off", compile=kw["compile_"], r1_interval=kw["r1_interval"],
-            pl_interval=kw["pl_interval"], pl_weight=kw["pl_weight"], style_mixing=kw["style_mixing"])
+            pl_interval=kw["pl_interval"], pl_weight=kw["pl_weight"], style_mixing=kw["style_mixing"],
+            log=tuple(dict.fromkeys(kw["log_backends"])))
     try:
         tcfg.validate()
     except ConfigError as e:
+        raise click.UsageError(str(e)) from None
+    from flowergan.training.loggers import check_backends
+
+    try:
+        check_backends(tcfg.log)
+    except ImportError as e:
         raise click.UsageError(str(e)) from None
 
     dataset = _open_dataset(tcfg)

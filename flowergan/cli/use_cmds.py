@@ -8,7 +8,9 @@ from pathlib import Path
 
 import click
 
-NOISE_CHOICES = ("const", "random", "none")
+from flowergan.infra import NOISE_MODES
+
+NOISE_CHOICES = NOISE_MODES
 
 
 def _device(name: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from flowergan import infra
 from flowergan.data.errors import DataError
 from flowergan.data.images import is_image_name
 
@@ -25,8 +26,7 @@ log = logging.getLogger(__name__)
 
 def default_cache_dir() -> Path:
     """$FLOWERGAN_CACHE/datasets, else ~/.cache/flowergan/datasets (memory-mapped image caches)."""
-    env = os.environ.get("FLOWERGAN_CACHE")
-    return (Path(env).expanduser() if env else Path.home() / ".cache" / "flowergan") / "datasets"
+    return infra.cache_dir("datasets")
 
 
 def _decode(data: bytes, name: str) -> np.ndarray:

@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from flowergan import infra
 from flowergan.data.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,7 @@ class DownloadError(DataError):
 
 def cache_dir() -> Path:
     """$FLOWERGAN_CACHE, else ~/.cache/flowergan."""
-    env = os.environ.get("FLOWERGAN_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "flowergan"
+    return infra.cache_dir()
 
 
 def file_md5(path: Path) -> str:

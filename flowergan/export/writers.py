@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from flowergan.export.graph import ExportSpec, example_inputs, export_module, input_names, output_name
+from flowergan.infra import atomic_write, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -71,22 +72,24 @@ def export_network(G: nn.Module, spec: ExportSpec, fmt: str, out: str | Path) ->
     G = G.to("cpu").float()
     module = export_module(G, spec)
     args = example_inputs(G, spec, batch=spec.batch or 2)  # a dynamic batch is traced at 2, not 1 (no specialising)
-    tmp = out.with_name(f".{out.name}.tmp{out.suffix}")
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer warnings about shape asserts: the asserts hold for every batch
-        if fmt == "torchscript":
-            torch.jit.trace(module, args, check_trace=False).save(str(tmp))
-        else:
+
+    def write(tmp: str) -> None:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about shape asserts: they hold for every batch
+            if fmt == "torchscript":
+                torch.jit.trace(module, args, check_trace=False).save(tmp)
+                return
             ep = torch.export.export(module, args, dynamic_shapes=_dynamic_shapes(len(args), spec), strict=False)
             if fmt == "exported-program":
-                torch.export.save(ep, str(tmp))
+                torch.export.save(ep, tmp)
             else:
-                torch.onnx.export(ep, args, str(tmp), dynamo=True, input_names=input_names(G, spec),
+                torch.onnx.export(ep, args, tmp, dynamo=True, input_names=input_names(G, spec),
                                   output_names=[output_name(spec)], opset_version=ONNX_OPSET,
                                   external_data=False, verbose=False)
-    tmp.replace(out)
+
+    atomic_write(out, write)
     info = describe(G, spec, fmt)
-    out.with_name(out.name + ".json").write_text(json.dumps(info, indent=2) + "\n")
+    atomic_write_text(out.with_name(out.name + ".json"), json.dumps(info, indent=2) + "\n")
     return info
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from flowergan import infra
 from flowergan.inference.images import load_target, make_grid, to_uint8
 from flowergan.inference.latents import (
     class_to_c,
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Pipeline", "MixResult", "load", "NOISE_MODES", "DEFAULT_NOISE_MODE", "SPACES"]
 
-NOISE_MODES = ("const", "random", "none")
+NOISE_MODES = infra.NOISE_MODES
 DEFAULT_NOISE_MODE = "const"  # as the official generate.py; "random" is seeded per image (deterministic)
 SPACES = ("z", "w")
 
@@ -59,9 +60,7 @@ class MixResult:
 
 
 def _check_noise_mode(noise_mode: str) -> str:
-    if noise_mode not in NOISE_MODES:
-        raise ValueError(f"noise_mode {noise_mode!r}: choose one of {', '.join(NOISE_MODES)}")
-    return noise_mode
+    return infra.check_noise_mode(noise_mode)
 
 
 class Pipeline:

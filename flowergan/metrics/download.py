@@ -9,6 +9,8 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
+from flowergan import infra
+
 log = logging.getLogger(__name__)
 
 __all__ = ["ChecksumError", "cache_dir", "download", "sha256_file"]
@@ -22,10 +24,7 @@ class ChecksumError(RuntimeError):
 
 def cache_dir(sub: str | None = None) -> Path:
     """`$FLOWERGAN_CACHE` if set, else `~/.cache/flowergan`; with `sub`, that subfolder (created)."""
-    root = os.environ.get("FLOWERGAN_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "flowergan")
-    path = Path(root) / sub if sub else Path(root)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return infra.cache_dir(sub, create=True)
 
 
 _sha_memo: dict[tuple[str, int, int], str] = {}

@@ -13,12 +13,11 @@ import torch
 from torch import nn
 
 from flowergan.config import ModelConfig
+from flowergan.infra import NOISE_MODES
 from flowergan.networks import layers
 from flowergan.networks.layers import Conv2dLayer, FullyConnectedLayer, MappingNetwork
 from flowergan.ops import bias_act, modulated_conv2d, setup_filter, upsample2d
 from flowergan.ops.bias_act import ACTIVATIONS, bias_lrelu_
-
-NOISE_MODES = ("random", "const", "none")
 
 
 class SynthesisLayer(nn.Module):

@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +11,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from flowergan.config import FORMAT_VERSION, ConfigError, ModelConfig
+from flowergan.infra import atomic_dir, replace_dir
 from flowergan.networks.discriminator import Discriminator
 from flowergan.networks.generator import Generator
+
+atomic_replace_dir = replace_dir  # the name other modules import
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "weights.safetensors"
@@ -26,24 +26,6 @@ def is_model_dir(path: str | Path) -> bool:
     return (p / CONFIG_NAME).is_file() and (p / WEIGHTS_NAME).is_file()
 
 
-def atomic_replace_dir(tmp_dir: Path, final: Path) -> None:
-    """Move a fully written `tmp_dir` to `final`, replacing an existing directory only at the last moment."""
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-        os.replace(tmp_dir, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp_dir, final)
-
-
-def _fsync_dir_files(d: Path) -> None:
-    for f in d.iterdir():
-        if f.is_file():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-
-
 def write_model_dir(out_dir: str | Path, cfg: ModelConfig, modules: dict[str, torch.nn.Module | None],
                     meta: dict[str, Any] | None = None, extra_files: dict[str, Any] | None = None,
                     overwrite: bool = True) -> Path:
@@ -51,9 +33,7 @@ def write_model_dir(out_dir: str | Path, cfg: ModelConfig, modules: dict[str, to
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"{out_dir} already exists; choose another folder or allow overwriting")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
-    try:
+    with atomic_dir(out_dir) as tmp:  # filled, fsynced, then renamed into place; removed on any error
         tensors: dict[str, torch.Tensor] = {}
         for prefix, module in modules.items():
             if module is None:
@@ -71,11 +51,6 @@ def write_model_dir(out_dir: str | Path, cfg: ModelConfig, modules: dict[str, to
                 save_file({k: v.detach().cpu().contiguous() for k, v in content.items()}, str(tmp / name))
             else:
                 (tmp / name).write_text(json.dumps(content, indent=2) + "\n")
-        _fsync_dir_files(tmp)
-        atomic_replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 

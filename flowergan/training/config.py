@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flowergan.config import ConfigError, from_dict_strict
+from flowergan.infra import NOISE_MODES
+
+LOG_BACKENDS = ("jsonl", "tensorboard", "wandb")  # see training.loggers
 
 
 @dataclass(frozen=True)
@@ -49,11 +52,16 @@ class TrainConfig:
     amp: str = "off"                     # 'off' | 'bf16' | 'fp16' (CUDA only)
     compile: bool = False                # torch.compile the main phases' networks
     workers: int = 0                     # data loader worker processes
+    log: tuple[str, ...] = field(default=("jsonl",), metadata={
+        "help": "Log backends, several allowed: jsonl (run_dir/log.jsonl, always written), tensorboard "
+                "(run_dir/tensorboard, extra 'tensorboard'), wandb (Weights & Biases, extra 'wandb'; "
+                "WANDB_MODE=offline works without an account). Each gets the same scalars, grids and config."})
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["betas"] = list(self.betas)
         d["metrics"] = list(self.metrics)
+        d["log"] = list(self.log)
         return d
 
     @classmethod
@@ -63,6 +71,8 @@ class TrainConfig:
             d["betas"] = tuple(d["betas"])
         if "metrics" in d:
             d["metrics"] = tuple(d["metrics"])
+        if "log" in d:
+            d["log"] = tuple(d["log"]) if isinstance(d["log"], (list, tuple)) else d["log"]
         return from_dict_strict(cls, d, where)
 
     def replace(self, **kw: Any) -> TrainConfig:
@@ -81,8 +91,8 @@ class TrainConfig:
             raise ConfigError(f"amp={self.amp!r}: choose 'off', 'bf16' or 'fp16'")
         if self.amp != "off" and not self.device.startswith("cuda"):
             raise ConfigError(f"amp={self.amp!r} needs a CUDA device; on the CPU train in fp32 (--amp off)")
-        if self.noise_mode not in ("random", "const", "none"):
-            raise ConfigError(f"noise_mode={self.noise_mode!r}: choose 'random', 'const' or 'none'")
+        if self.noise_mode not in NOISE_MODES:
+            raise ConfigError(f"noise_mode={self.noise_mode!r}: choose one of {', '.join(NOISE_MODES)}")
         if not 0 <= self.p <= 1:
             raise ConfigError(f"p={self.p}: must be in [0, 1]")
         if self.pl_weight < 0 or (self.gamma is not None and self.gamma < 0):
@@ -90,6 +100,9 @@ class TrainConfig:
                               f"(0 turns that regulariser off)")
         if self.keep < 1:
             raise ConfigError(f"keep={self.keep}: keep at least 1 checkpoint")
+        bad_log = [b for b in self.log if b not in LOG_BACKENDS]
+        if not isinstance(self.log, tuple) or bad_log:
+            raise ConfigError(f"log={self.log!r}: each backend must be one of {', '.join(LOG_BACKENDS)}")
 
 
 def resolve_auto(cfg: TrainConfig, resolution: int) -> TrainConfig:

@@ -28,8 +28,9 @@ from flowergan.training.distributed import (
     broadcast_module,
 )
 from flowergan.training.ema import ema_beta, update_ema
+from flowergan.training.loggers import RunLoggers
 from flowergan.training.phases import StyleGAN2Loss, make_phases
-from flowergan.training.progress import RunLogger, StatsAccumulator, plot_progress, save_grid
+from flowergan.training.progress import StatsAccumulator, plot_progress, save_grid
 
 log = logging.getLogger(__name__)
 
@@ -326,10 +327,13 @@ def train(trainer: Trainer, *, progress: bool = True) -> dict[str, Any]:
     total = int(round(cfg.kimg * 1000))
     snap_nimg = max(int(round(cfg.snap * 1000)), 1)
     log_nimg = int(round(cfg.log_every * 1000)) if cfg.log_every > 0 else max(total // 50, cfg.batch)
-    logger = RunLogger(run_dir) if (info.is_main and run_dir is not None) else None
+    logger = None
+    if info.is_main and run_dir is not None:
+        logger = RunLoggers(run_dir, cfg.log, config={"model": trainer.model_cfg.to_dict(), "train": cfg.to_dict()})
     if logger is not None and trainer.cur_nimg == 0:
         reals = trainer.dataset.get_batch(np.arange(min(GRID_SIZE, len(trainer.dataset))))[0]
-        save_grid(images_to_float(torch.from_numpy(np.asarray(reals))), run_dir / "reals.png")
+        grid = save_grid(images_to_float(torch.from_numpy(np.asarray(reals))), run_dir / "reals.png")
+        logger.image("reals", grid, 0.0)
     bar = None
     if progress and info.is_main:
         from tqdm import tqdm
@@ -390,7 +394,7 @@ def _postfix(rec: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _snapshot(trainer: Trainer, logger: RunLogger | None, done: bool) -> None:
+def _snapshot(trainer: Trainer, logger: RunLoggers | None, done: bool) -> None:
     """Metrics (under fork_rng, on every rank), then on rank 0: checkpoint (with the RNG state of this exact
     moment), grid, log line, plot."""
     run_dir = trainer.run_dir
@@ -404,7 +408,9 @@ def _snapshot(trainer: Trainer, logger: RunLogger | None, done: bool) -> None:
     path = trainer.save_checkpoint({"metrics": metrics})
     (run_dir / "samples").mkdir(exist_ok=True)
     with torch.random.fork_rng(devices=[]):
-        save_grid(trainer.fixed_grid(), run_dir / "samples" / f"fakes-{kimg:010.3f}kimg.png")
+        grid = save_grid(trainer.fixed_grid(), run_dir / "samples" / f"fakes-{kimg:010.3f}kimg.png")
+    if logger is not None:
+        logger.image("fakes", grid, kimg)
     if logger is not None and metrics:
         logger.write({"kimg": kimg, **{f"Metrics/{k}": v for k, v in metrics.items()}})
     plot_progress(run_dir / "log.jsonl", run_dir / "progress.png")
