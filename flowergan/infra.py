@@ -1,5 +1,5 @@
-"""Infrastructure shared by every area: the cache folder, atomic file and folder writes, file hashes,
-float -> uint8 image conversion and grids, and shared choices (noise modes). Standard library and
+"""Infrastructure shared by every area: the cache folder, downloads (resume, checksum, progress), atomic
+file and folder writes, file hashes, float -> uint8 image conversion and grids, and shared choices (noise modes). Standard library and
 numpy only at import (torch is imported where a tensor is converted), and no flowergan imports, so
 every area, `data` included, may use it."""
 
@@ -7,15 +7,22 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
+import logging
 import os
+import re
 import secrets
 import shutil
 import tempfile
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 # ---- shared choices -----------------------------------------------------------------------------
 NOISE_MODES = ("const", "random", "none")  # per-pixel noise of G: the stored buffers, fresh draws, none
@@ -51,6 +58,101 @@ def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
         for block in iter(lambda: f.read(_CHUNK), b""):
             h.update(block)
     return h.hexdigest()
+
+
+# ---- downloads ----------------------------------------------------------------------------------
+class DownloadError(RuntimeError):
+    """A download failed; the message says why and what to do."""
+
+
+class ChecksumError(DownloadError):
+    """A downloaded file does not have the expected checksum (it was deleted)."""
+
+
+def _open_url(url: str, start: int, timeout: float):
+    headers = {"User-Agent": "flowergan-downloader"}
+    if start:
+        headers["Range"] = f"bytes={start}-"
+    return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+
+
+def download(url: str, dest: str | os.PathLike, *, digest: str | None = None, algorithm: str = "sha256",
+             progress: bool = True, timeout: float = 60.0, retries: int = 3, hint: str = "") -> Path:
+    """Download `url` to `dest` via `dest`.part, resuming a partial file with an HTTP Range request.
+
+    A server that ignores Range (200 instead of 206) restarts the file from zero; a dropped connection is
+    retried `retries` times from where it stopped. With `digest` (hex, of `algorithm`), the whole file is
+    checked before it is renamed into place; on a mismatch the download is deleted and ChecksumError is
+    raised. `hint` (e.g. how to fetch the file by hand) ends every error message. Returns `dest`.
+    """
+    from tqdm.auto import tqdm
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    tail = f"\n{hint}" if hint else ""
+    attempt = 0
+    while True:
+        start = part.stat().st_size if part.exists() else 0
+        try:
+            resp = _open_url(url, start, timeout)
+        except urllib.error.HTTPError as e:
+            if e.code == 416 and start:  # our partial file is already complete (or longer than the file)
+                m = re.search(r"/(\d+)", e.headers.get("Content-Range", "") or "")
+                if m and int(m.group(1)) == start:
+                    break
+                part.unlink()
+                continue
+            raise DownloadError(f"download of {url} failed: HTTP {e.code} {e.reason}.{tail}") from None
+        except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as e:
+            raise DownloadError(f"cannot reach {url} ({getattr(e, 'reason', e)}); are you offline?{tail}") from None
+        with resp:
+            if start and resp.status == 206:
+                cr = resp.headers.get("Content-Range", "")
+                m = re.match(r"bytes (\d+)-", cr)
+                if not m or int(m.group(1)) != start:
+                    raise DownloadError(f"{url}: the server answered a resume request with an unexpected range "
+                                        f"({cr!r}); delete {part} and retry")
+                mode = "ab"
+            else:
+                if start:
+                    log.info("the server ignored the resume request; downloading %s from the start", url)
+                start, mode = 0, "wb"
+            length = resp.headers.get("Content-Length")
+            total = start + int(length) if length is not None else None
+            got = start
+            try:
+                with open(part, mode) as f, tqdm(total=total, initial=start, unit="B", unit_scale=True,
+                                                 unit_divisor=1024, desc=dest.name, disable=not progress,
+                                                 leave=False) as bar:
+                    while block := resp.read(_CHUNK):
+                        f.write(block)
+                        got += len(block)
+                        bar.update(len(block))
+            except (TimeoutError, http.client.IncompleteRead, ConnectionError, OSError) as e:
+                attempt += 1
+                if attempt > retries:
+                    raise DownloadError(f"download of {url} was interrupted at {got} bytes ({e}); run the same "
+                                        f"command again to resume from there.{tail}") from None
+                log.warning("connection dropped at %d bytes (%s); resuming", got, e)
+                continue
+            if total is not None and got < total:
+                attempt += 1
+                if attempt > retries:
+                    raise DownloadError(f"download of {url} stopped at {got} of {total} bytes; run the same "
+                                        f"command again to resume.{tail}")
+                log.warning("download stopped at %d of %d bytes; resuming", got, total)
+                continue
+        break
+    if digest:
+        actual = file_digest(part, algorithm)
+        if actual != digest.strip().lower():
+            part.unlink()
+            raise ChecksumError(f"checksum mismatch for {dest.name} from {url}: expected {algorithm} {digest}, got "
+                                f"{actual}. The corrupt download was deleted, nothing was saved; run again to "
+                                f"download it afresh.{tail}")
+    os.replace(part, dest)
+    return dest
 
 
 # ---- atomic writes ------------------------------------------------------------------------------
