@@ -71,3 +71,15 @@ def test_cache_dir_and_noise_modes(tmp_path, monkeypatch):
         infra.check_noise_mode("fixed")
     assert infra.file_digest(infra.atomic_write_bytes(tmp_path / "b", b"abc")) == \
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # sha256("abc"), FIPS 180-2
+
+
+def test_infra_imports_no_other_flowergan_module():
+    import ast
+
+    tree = ast.parse(Path(infra.__file__).read_text())
+    every = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    every |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in every if m.startswith("flowergan")}, "infra must stay importable by every area"
+    top = {a.name for n in tree.body if isinstance(n, ast.Import) for a in n.names}
+    top |= {n.module for n in tree.body if isinstance(n, ast.ImportFrom) and n.module}
+    assert not {m for m in top if m.split(".")[0] in ("torch", "PIL")}, "torch only where a tensor is converted"
