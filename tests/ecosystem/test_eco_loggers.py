@@ -186,3 +186,7 @@ def test_a_training_run_logs_scalars_and_grids_to_tensorboard(tmp_path):
     assert [e.step for e in acc.Images("fakes")] == [4, 8] and [e.step for e in acc.Images("reals")] == [0]
     ckpt_meta = json.loads(sorted((run / "checkpoints").iterdir())[-1].joinpath("config.json").read_text())
     assert ckpt_meta["dataset"] == {"name": "f16.zip", "size": 8}
+    import flowergan
+
+    card = (flowergan.load(run).save_pretrained(tmp_path / "model") / "README.md").read_text()
+    assert "| training data | f16.zip, 8 images |" in card and "| trained for | 0.008 kimg" in card
