@@ -153,7 +153,7 @@ def _damaged(tiny: Path, tmp_path: Path) -> dict[str, Path]:
 
 
 def test_damaged_models_name_the_file(tiny, tmp_path):
-    for name, path in _damaged(tiny, tmp_path / "models").items():
+    for path in _damaged(tiny, tmp_path / "models").values():
         fails(run(gen(path, tmp_path / "o", "--seeds", "1")), 2, str(path))
         fails(run(["info", "--network", path]), 2, str(path))
     fails(run(["import-official", tmp_path / "models" / "garbage.pkl", tmp_path / "imported"]), 2, "garbage.pkl")
