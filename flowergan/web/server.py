@@ -479,10 +479,11 @@ class ExplorerHandler(BaseHTTPRequestHandler):
             raise ApiError(413, f"request body of {n} bytes is larger than the limit of {lim.max_body} bytes")
         try:
             raw = self.rfile.read(n)  # read before any other check, so that an answer never resets the client
-        except OSError:
-            raw = b""
-        if len(raw) != n:
-            raise ApiError(400, f"the request body has {len(raw)} bytes, fewer than its Content-Length of {n}")
+        except OSError:  # the client stopped sending: timed out
+            raw = None
+        if raw is None or len(raw) != n:
+            raise ApiError(400, f"the request body is shorter than its Content-Length of {n} bytes (nothing more "
+                                f"arrived within {lim.request_timeout_s:g} s)")
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if ctype != "application/json":
             raise ApiError(415, "send the request body as JSON with Content-Type: application/json")

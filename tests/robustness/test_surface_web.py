@@ -76,7 +76,7 @@ def test_conflicting_or_short_content_length(server):
     req = post("/api/generate", b'{"seed": 1}', {"Content-Length": "200"})  # 11 bytes sent, then silence
     t0 = time.perf_counter()
     status, _, out = raw_http(server.port, req)
-    assert status == 400 and "fewer than its Content-Length of 200" in json.loads(out)["error"]
+    assert status == 400 and "shorter than its Content-Length of 200" in json.loads(out)["error"]
     assert time.perf_counter() - t0 < 8  # the request timeout (2 s here), not forever
 
 
