@@ -28,7 +28,7 @@ def count(limit_name: str):
         try:
             return bounds.check_count(value, limit_name, _flag(param))
         except BadInput as e:
-            raise click.BadParameter(str(e).split(": ", 1)[1], ctx, param) from None
+            raise click.BadParameter(str(e).removeprefix(f"{_flag(param)}: "), ctx, param) from None
 
     return check
 
@@ -42,7 +42,7 @@ def finite(lo: float | None = None, hi: float | None = None, positive: bool = Fa
         try:
             v = bounds.check_float(value, _flag(param), lo, hi)
         except BadInput as e:
-            raise click.BadParameter(str(e).split(": ", 1)[1], ctx, param) from None
+            raise click.BadParameter(str(e).removeprefix(f"{_flag(param)}: "), ctx, param) from None
         if positive and v <= 0:
             raise click.BadParameter(f"{v:g}: must be greater than 0", ctx, param)
         return v

