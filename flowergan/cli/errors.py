@@ -48,7 +48,7 @@ def _path(e: OSError) -> str:
 
 
 def _os_error(e: OSError) -> tuple[int, str]:
-    where, why = _path(e), e.strerror or str(e)
+    where, why = _path(e), e.strerror or " ".join(str(e).split()) or type(e).__name__
     if isinstance(e, FileNotFoundError):
         return BAD_INPUT, f"{where}: no such file or folder; check the path"
     if isinstance(e, FileExistsError):
@@ -65,6 +65,8 @@ def _os_error(e: OSError) -> tuple[int, str]:
         return FAILURE, f"{where}: the file system is read-only; write the output somewhere else"
     if e.errno == errno.ENAMETOOLONG:
         return BAD_INPUT, f"{where[:120]}...: file name too long; choose a shorter name"
+    if e.filename is None:  # e.g. a network failure during a download
+        return FAILURE, f"{type(e).__name__}: {why}"
     return FAILURE, f"{where}: {why}"
 
 

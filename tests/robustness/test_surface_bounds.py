@@ -92,6 +92,7 @@ def _oserror(cls, code, name="out/x.png"):
     (_oserror(PermissionError, errno.EACCES), FAILURE, "permission denied"),
     (_oserror(OSError, errno.ENOSPC), FAILURE, "disk is full"),
     (_oserror(OSError, errno.EROFS), FAILURE, "read-only"),
+    (TimeoutError("timed out"), FAILURE, "TimeoutError: timed out"),
     (MemoryError(), FAILURE, "out of memory"),
     (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 256000000000 bytes"),
      FAILURE, "out of memory"),
