@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from flowergan.errors import BoundsError
 
-__all__ = ["Limit", "LIMITS", "limit", "check_count", "check_memory", "check_float", "parse_int_ranges",
+__all__ = ["BoundsError", "Limit", "LIMITS", "limit", "check_count", "check_memory", "check_float", "parse_int_ranges",
            "MAX_INT_DIGITS", "PSI_RANGE"]
 
 MAX_INT_DIGITS = 20  # longer digit strings are refused before int() (no number we accept has more)

@@ -132,6 +132,7 @@ def generate(network, device, seeds, truncation_psi, class_idx, noise_mode, outd
 
 def _read_projected_w(path: str, pipe):
     """ws [N, num_ws, w_dim] from a projected_w.npz (key 'w'), its size and values checked before loading."""
+    import math
     import zipfile
 
     import numpy as np
@@ -142,9 +143,17 @@ def _read_projected_w(path: str, pipe):
             member = next((i for i in z.infolist() if i.filename == "w.npy"), None)
             if member is None:
                 raise click.UsageError(f"{path}: no array named 'w' (expected [1, num_ws, w_dim])")
-            bounds.check_memory(member.file_size, where, "the array 'w'")
-    except zipfile.BadZipFile:
-        raise click.UsageError(f"{path}: not an .npz file (write one with flowergan project)") from None
+            with z.open(member) as f:  # the .npy header says how much loading would allocate
+                fmt = np.lib.format
+                version = fmt.read_magic(f)
+                read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+                shape, _, dtype = read_header(f)
+            bounds.check_memory(max(member.file_size, math.prod(shape) * dtype.itemsize), where, "the array 'w'")
+    except (zipfile.BadZipFile, ValueError) as e:
+        if isinstance(e, bounds.BoundsError):
+            raise
+        raise click.UsageError(f"{path}: not an .npz file with a readable array 'w' (write one with flowergan "
+                               f"project)") from None
     with np.load(path, allow_pickle=False) as f:
         ws = f["w"]
     want = (pipe.num_ws, pipe.w_dim)

@@ -4,9 +4,11 @@ input or 1 for a failure of the run, no traceback (unless --debug), and nothing 
 from __future__ import annotations
 
 import errno
+import io
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +115,13 @@ def test_projected_w_with_nan_or_too_big_is_refused(tiny, tmp_path):
     np.savez(tmp_path / "big.npz", w=np.zeros([1024, 8, 64], np.float32))  # 2 MB
     fails(run(gen(tiny, tmp_path / "o", "--projected-w", tmp_path / "big.npz"), env={"FLOWERGAN_MAX_MEMORY_MB": "1"}),
           2, "--projected-w", "MB of memory")
+    header = io.BytesIO()  # an .npy header claiming 1e8 x 8 x 64 floats (205 GB) over 64 bytes of data
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (10**8, 8, 64)})
+    with zipfile.ZipFile(tmp_path / "lie.npz", "w") as z:
+        z.writestr("w.npy", header.getvalue() + bytes(64))
+    with address_space_cap(256):
+        fails(run(gen(tiny, tmp_path / "o", "--projected-w", tmp_path / "lie.npz")), 2, "--projected-w",
+              "MB of memory")
     np.savez(tmp_path / "shape.npz", w=np.zeros([1, 3, 5], np.float32))
     fails(run(gen(tiny, tmp_path / "o", "--projected-w", tmp_path / "shape.npz")), 2, "[N, 8, 64]")
     assert not (tmp_path / "o").exists()
