@@ -114,3 +114,13 @@ def test_safetensors_errors_are_bad_input(tmp_path):
     with pytest.raises(Exception) as info:
         load_file(str(tmp_path / "w.safetensors"))
     assert classify(info.value)[0] == BAD_INPUT
+
+
+def test_python_api_bounds_walks_too():
+    from testkit import make_tiny
+
+    from flowergan.inference import Pipeline
+
+    pipe = Pipeline(make_tiny()[1])
+    with address_space_cap(256), pytest.raises(BoundsError, match="interpolate frames: 1,000,000,001 .*FRAMES"):
+        pipe.interpolate([1, 2], frames=10**9)
