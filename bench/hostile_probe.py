@@ -130,10 +130,12 @@ def cli_cases(repo: Path, tmp: Path) -> list[dict]:
             subprocess.run(["umount", str(tmp / m)], capture_output=True)
 
 
-def _raw(port: int, body: bytes, path: str = "/api/generate", length: str | None = "auto") -> str:
+def _raw(port: int, body: bytes, path: str = "/api/generate", length: str | None = "auto",
+         extra: tuple[str, ...] = ()) -> str:
     head = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close", "Content-Type: application/json"]
     if length is not None:
         head.append(f"Content-Length: {len(body) if length == 'auto' else length}")
+    head += list(extra)
     data = ("\r\n".join(head) + "\r\n\r\n").encode() + body
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=40) as s:
@@ -166,6 +168,13 @@ def web_cases(repo: Path) -> list[dict]:
         ("a 5,000-digit integer", lambda: _raw(port, b'{"seed": ' + b"9" * 5000 + b"}")),
         ("JSON nested 5,000 deep", lambda: _raw(port, b'{"seed": ' + b"[" * 5000 + b"]" * 5000 + b"}")),
         ('"psi": NaN', lambda: _raw(port, b'{"seed": 1, "psi": NaN}')),
+        ('"psi": 1e999', lambda: _raw(port, b'{"seed": 1, "psi": 1e999}')),
+        ("Content-Length: -1", lambda: _raw(port, b'{"seed": 1}', length="-1")),
+        ("two different Content-Length headers", lambda: _raw(port, b'{"seed": 1}', extra=("Content-Length: 12",))),
+        ("Content-Length missing", lambda: _raw(port, b'{"seed": 1}', length=None)),
+        ("body over 16 KB", lambda: _raw(port, b'{"seed": 1' + b" " * 20000 + b"}")),
+        ('"seed": "5" (wrong type)', lambda: _raw(port, b'{"seed": "5"}')),
+        ("an unknown field", lambda: _raw(port, b'{"seed": 1, "x": 2}')),
         ("Content-Length: abc", lambda: _raw(port, b'{"seed": 1}', length="abc")),
         ("Content-Length of 30 digits", lambda: _raw(port, b'{"seed": 1}', length="9" * 30)),
         ("Content-Length: 200 with 11 bytes sent", lambda: _raw(port, b'{"seed": 1}', length="200")),
