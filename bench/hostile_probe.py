@@ -52,7 +52,7 @@ def _mount(path: Path, opts: str) -> bool:
     return subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True).returncode == 0
 
 
-def cli_cases(repo: Path, tmp: Path) -> list[dict]:
+def cli_cases(repo: Path, tmp: Path, match: str = "") -> list[dict]:
     import numpy as np
     import PIL.Image
 
@@ -84,6 +84,9 @@ def cli_cases(repo: Path, tmp: Path) -> list[dict]:
     (tmp / "run" / "config.json").write_text("{not json")
     work = tmp / "work"
     work.mkdir()
+    subprocess.run([sys.executable, "-m", "flowergan", "prepare", "synthetic", "--out", str(tmp / "flowers.zip"),
+                    "--count", "8", "--resolution", "32", "--workers", "1", "--no-progress"], cwd=work, check=True,
+                   env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"}, capture_output=True)
     dev = ["--device", "cpu"]
     cases = [
         ("generate --trunc nan", ["generate", "--network", t, "--seeds", 0, "--trunc", "nan", "--outdir", "o1", *dev]),
@@ -115,6 +118,8 @@ def cli_cases(repo: Path, tmp: Path) -> list[dict]:
         ("prepare synthetic --resolution 3", ["prepare", "synthetic", "--out", "d.zip", "--resolution", 3, "--count", 2]),
         ("bench --batch 1000000000", ["bench", "--what", "generator", "--preset", "tiny", "--batch", 10**9,
                                       "--repeats", 1, "--warmup", 0]),
+        ("train --batch 1000000000", ["train", "--data", tmp / "flowers.zip", "--preset", "tiny", "--batch", 10**9,
+                                      "--kimg", 0.01, "--out", "runs"]),
         ("train --resume <garbled config.json>", ["train", "--resume", run_ck, "--out", "runs"]),
     ]
     if _mount(tmp / "full", "size=16k"):
@@ -124,7 +129,7 @@ def cli_cases(repo: Path, tmp: Path) -> list[dict]:
         cases.append(("generate --outdir <read-only fs>", ["generate", "--network", t, "--seeds", 0, "--outdir",
                                                            tmp / "ro" / "o", *dev]))
     try:
-        return [cli(repo, work, label, args) for label, args in cases]
+        return [cli(repo, work, label, args) for label, args in cases if match in label]
     finally:
         for m in ("full", "ro"):
             subprocess.run(["umount", str(tmp / m)], capture_output=True)
@@ -196,10 +201,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repo", type=Path, default=HERE, help="Source tree to probe (default: this checkout).")
     ap.add_argument("--only", choices=["cli", "web"], default=None)
+    ap.add_argument("--match", default="", help="Only the command rows whose input contains this text.")
     args = ap.parse_args()
     repo = args.repo.resolve()
     with tempfile.TemporaryDirectory() as tmp:
-        rows = ([] if args.only == "web" else cli_cases(repo, Path(tmp))) + \
+        rows = ([] if args.only == "web" else cli_cases(repo, Path(tmp), args.match)) + \
                ([] if args.only == "cli" else web_cases(repo))
     for r in rows:
         print(json.dumps(r))

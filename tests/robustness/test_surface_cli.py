@@ -218,6 +218,13 @@ def test_train_is_covered_by_the_same_wrapper(tmp_path):
     assert files_under(tmp_path) == before and not (tmp_path / "runs").exists()
 
 
+def test_train_batch_is_bounded_before_the_run_folder(tmp_path):
+    (tmp_path / "data").mkdir()
+    fails(run(["train", "--data", tmp_path / "data", "--preset", "tiny", "--batch", "1000000000", "--out",
+               tmp_path / "runs"]), 2, "--batch", "4,096", "FLOWERGAN_MAX_BATCH")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_unexpected_error_is_one_line_pointing_at_debug(tiny, tmp_path, monkeypatch):
     import flowergan.networks.summary as summary
 
