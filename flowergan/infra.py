@@ -175,8 +175,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any], fsync: bo
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:
+            e.filename = str(path)  # e.g. a full disk: say which output failed
         raise
     return path
 

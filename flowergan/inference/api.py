@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from flowergan import infra
+from flowergan.bounds import check_count
 from flowergan.inference.images import load_target, make_grid, to_uint8
 from flowergan.inference.latents import (
     class_to_c,
@@ -251,6 +252,7 @@ class Pipeline:
         if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
             raise ValueError(f"frames must be an integer >= 1 (frames per transition), got {frames!r}")
         keys = seeds + [seeds[0]] if loop else seeds
+        check_count((len(keys) - 1) * frames + 1, "frames", "interpolate frames")  # before any work
         z = self.seeds_to_z(keys)
         if space == "w":
             keys_w = self.seeds_to_ws(keys, truncation_psi, class_idx)  # one mapping call per seed

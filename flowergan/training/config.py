@@ -9,7 +9,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from flowergan import bounds
 from flowergan.config import ConfigError, from_dict_strict
+from flowergan.errors import BoundsError
 from flowergan.infra import NOISE_MODES
 
 LOG_BACKENDS = ("jsonl", "tensorboard", "wandb")  # see training.loggers
@@ -158,6 +160,12 @@ class TrainConfig:
                 continue
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise ConfigError(f"{_flag(name)} {v!r}: must be an integer >= {lo}")
+        for name, limit in (("batch", "batch"), ("batch_gpu", "batch"), ("metrics_num", "images")):
+            if getattr(self, name) is not None:  # the CLI-wide limits of flowergan.bounds (hostile-surface)
+                try:
+                    bounds.check_count(getattr(self, name), limit, _flag(name))
+                except BoundsError as e:
+                    raise ConfigError(str(e)) from None
         if len(self.betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.betas):
             raise ConfigError(f"betas={self.betas}: two numbers in [0, 1)")
         if self.aug not in ("ada", "fixed", "none"):
