@@ -177,7 +177,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any], fsync: bo
         os.replace(tmp, path)
     except BaseException as e:
         tmp.unlink(missing_ok=True)
-        if isinstance(e, OSError) and e.filename is None:
+        if isinstance(e, OSError) and e.errno is not None and e.filename is None:
             e.filename = str(path)  # e.g. a full disk: say which output failed
         raise
     return path
