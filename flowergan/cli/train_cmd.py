@@ -88,9 +88,8 @@ def _train(kw: dict, info, device) -> None:
     import torch
 
     from flowergan.config import ConfigError, save_json
-    from flowergan.networks.resolve import list_checkpoints
     from flowergan.training.config import TrainConfig, resolve_auto
-    from flowergan.training.loop import Trainer, TrainingDiverged, latest_run, new_run_dir, train
+    from flowergan.training.loop import Trainer, TrainingDiverged, new_run_dir, train
 
     ctx = click.get_current_context()
     preset_name = kw["preset"]
@@ -100,18 +99,15 @@ def _train(kw: dict, info, device) -> None:
     # --resume: find the checkpoint and take the run's own options.
     resume_ckpt = run_dir = None
     if kw["resume"]:
-        target = latest_run(out_dir) if kw["resume"] == "latest" else Path(kw["resume"])
-        if target is None:
-            raise click.UsageError(f"--resume latest: no run with a checkpoint under {out_dir}")
-        if not target.exists():
-            raise click.UsageError(f"--resume {kw['resume']}: no such folder")
-        if list_checkpoints(target):
-            run_dir, resume_ckpt = target, list_checkpoints(target)[-1]
-        elif (target / "train_state.json").is_file():
-            resume_ckpt, run_dir = target, target.parent.parent
-        else:
-            raise click.UsageError(f"--resume {target}: neither a run folder with checkpoints/ nor a checkpoint")
-        saved = json.loads((run_dir / "config.json").read_text())
+        from flowergan.training.checkpoint import find_resume  # newest checkpoint that verifies
+
+        try:
+            point = find_resume(kw["resume"], out_dir)
+        except ConfigError as e:
+            raise click.UsageError(str(e)) from None
+        for skipped, why in point.skipped:
+            click.echo(f"--resume: skipped {skipped.name}: {why}", err=True)
+        run_dir, resume_ckpt, saved = point.run_dir, point.checkpoint, point.run_config
         from flowergan.config import ModelConfig
 
         model_cfg = ModelConfig.from_dict(saved["model"])
