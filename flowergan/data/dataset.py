@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from flowergan.data.errors import DataError
+from flowergan.data.limits import check_class_count
 from flowergan.data.images import is_image_name
 
 log = logging.getLogger(__name__)
@@ -172,6 +173,7 @@ class ImageDataset:
         if arr.ndim == 1:
             if not np.issubdtype(arr.dtype, np.integer) or arr.min() < 0:
                 raise DataError(f"dataset {self.path}: class labels must be integers >= 0")
+            check_class_count(int(arr.max()), f"dataset {self.path}: dataset.json")
             onehot = np.zeros((arr.size, int(arr.max()) + 1), np.float32)
             onehot[np.arange(arr.size), arr] = 1
             return onehot
