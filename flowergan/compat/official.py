@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from flowergan.compat.kwargs import config_from_official
-from flowergan.config import ModelConfig
+from flowergan.config import ConfigError, ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -314,7 +314,10 @@ def load_official_pickle(path: str | Path) -> dict[str, Any]:
     if not isinstance(g_rec, PersistentRecord):
         raise RefusedPickleError(f"{path}: no generator ('G_ema' or 'G') found in the snapshot")
     d_rec = records["D"] if isinstance(records["D"], PersistentRecord) else None
-    cfg = config_from_official(g_rec.init_kwargs, d_rec.init_kwargs if d_rec else None)
+    try:  # strict types and ranges, and the parameter-memory estimate, before anything is built
+        cfg = config_from_official(g_rec.init_kwargs, d_rec.init_kwargs if d_rec else None)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
     out: dict[str, Any] = {"config": cfg, "training_set_kwargs": _to_plain(data.get("training_set_kwargs"))}
     for k in ("G", "G_ema"):
         out[k] = _build(records[k], "G", cfg) if isinstance(records[k], PersistentRecord) else None
