@@ -7,12 +7,11 @@ import json
 import time
 
 import pytest
+from core_kit import g_kwargs, run_capped
 
 from flowergan.compat.kwargs import config_from_official
 from flowergan.config import LIMITS, PRESETS, ConfigError, ModelConfig
 from flowergan.networks.store import ModelFileError, read_model_config
-
-from core_kit import g_kwargs, run_capped
 
 TINY = PRESETS["tiny"]
 

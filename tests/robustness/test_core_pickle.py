@@ -8,10 +8,9 @@ import time
 
 import pytest
 import torch
+from core_kit import g_kwargs, official_pickle, run_capped
 
 from flowergan.compat.official import RefusedPickleError, load_official_pickle, read_official_pickle
-
-from core_kit import g_kwargs, official_pickle, run_capped
 
 
 def laughs(levels: int = 9) -> list:
