@@ -143,7 +143,8 @@ def read_model_config(model_dir: str | Path) -> tuple[ModelConfig, dict[str, Any
     except ModelFileError:
         raise
     except ConfigError as e:
-        raise ModelFileError(str(e)) from None
+        msg = str(e)
+        raise ModelFileError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
 
 
 def load_model_dir(model_dir: str | Path, device: str | torch.device = "cpu",
