@@ -248,7 +248,7 @@ class TarSource(Source):
                         else:
                             total += m.size
                         self.limits.check_total(total, str(self.path))
-                        if total > self.limits.ratio_floor * 64 and total > self.limits.max_ratio * packed:
+                        if total > self.limits.ratio_floor * 16 and total > self.limits.max_ratio * packed:
                             raise DataError(
                                 f"{self.path}: its {packed:,} bytes decompress to more than {total:,} "
                                 f"({total / packed:.0f}x, over the {self.limits.max_ratio:g}x limit): a "
