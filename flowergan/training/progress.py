@@ -128,6 +128,11 @@ def rewind_run(run_dir: Path, kimg: float) -> dict[str, int]:
             if m and float(m.group(1)) > kimg + 1e-9:
                 p.unlink()
                 removed["grids"] += 1
+    for folder in (run_dir, samples):  # half-written temp files of the killed process (grid, log, plot, json)
+        if folder.is_dir():
+            for p in folder.iterdir():
+                if p.is_file() and p.name.startswith(".") and ".tmp" in p.name:
+                    p.unlink(missing_ok=True)
     if any(removed.values()):
         log.info("resume at %.3f kimg: dropped %d log line(s) and %d sample grid(s) written after that checkpoint",
                  kimg, removed["log_lines"], removed["grids"])
