@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from flowergan.data.errors import DataError
-from flowergan.data.limits import check_class_count
+from flowergan.data.limits import ArchiveLimits, check_class_count
 from flowergan.data.images import is_image_name
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,11 @@ class ImageDataset:
                                    self.path).parts))
         elif self.path.is_file() and zipfile.is_zipfile(self.path):
             self._type = "zip"
-            self._all = sorted(n for n in self._get_zip().namelist() if not n.endswith("/"))
+            limits = ArchiveLimits.from_env()
+            limits.check_zip_directory(self.path)
+            infos = [i for i in self._get_zip().infolist() if not i.is_dir()]
+            limits.check_zip_members(infos, f"dataset {self.path}")
+            self._all = sorted(i.filename for i in infos)
         else:
             raise DataError(f"dataset {self.path} is neither a zip nor a folder. Create one with: flowergan "
                             f"prepare SOURCE --out {self.path.with_suffix('.zip').name} --resolution 128")

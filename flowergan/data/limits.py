@@ -59,6 +59,31 @@ class ArchiveLimits:
             raise DataError(f"{where}: more than {self.max_files:,} files in the archive; raise the limit with "
                             f"FLOWERGAN_ARCHIVE_MAX_FILES=<count> if this is genuine. Nothing was written.")
 
+    def check_zip_directory(self, path: os.PathLike | str) -> None:
+        """Refuse a zip whose central directory lists more than `max_files` entries, reading only its end record
+        (opening it would build one Python object per entry first)."""
+        import zipfile
+
+        try:
+            with open(path, "rb") as f:
+                end = zipfile._EndRecData(f)  # the stdlib's own end-of-directory reader (zip64 aware)
+        except OSError:
+            return  # zipfile.ZipFile reports unreadable files itself
+        if end:
+            self.check_count(int(end[zipfile._ECD_ENTRIES_TOTAL]), str(path))
+
+    def check_zip_members(self, infos, where: str) -> None:
+        """For a dataset zip that should hold only prepared images: count and sizes, each member and in total."""
+        self.check_count(len(infos), where)
+        total = 0
+        for i in infos:
+            why = self.member_problem(i.file_size, i.compress_size)
+            if why is not None:
+                raise DataError(f"{where}: member {i.filename!r}: {why}. A dataset written by flowergan prepare "
+                                f"holds only small images; re-create it with flowergan prepare.")
+            total += i.file_size
+        self.check_total(total, where)
+
     def check_total(self, total: int, where: str) -> None:
         if total > self.max_total:
             raise DataError(f"{where}: the files decompress to more than {self.max_total / 1024 / MiB:g} GB; raise "

@@ -176,13 +176,13 @@ class ZipSource(Source):
 
     def __init__(self, path: Path):
         super().__init__(path)
+        self.limits = ArchiveLimits.from_env()
+        self.limits.check_zip_directory(path)
         try:
             self.zf = zipfile.ZipFile(path)
         except (zipfile.BadZipFile, OSError) as e:
             raise DataError(f"{path} is not a readable zip file ({e}). Re-download or re-create it, or "
                             f"unpack it and pass the folder instead.") from None
-
-        self.limits = ArchiveLimits.from_env()
         self._first: dict[str, zipfile.ZipInfo] = {}  # the first member of each name: the copy that is used
         for i in self.zf.infolist():
             if not i.is_dir():

@@ -167,3 +167,31 @@ def test_training_reader_refuses_an_absurd_class_label(tmp_path):
     with pytest.raises(DataError, match=r"class 99999999999 .*over the limit of 100,000"):
         ImageDataset(path, use_labels=True)
 
+
+
+def test_zip_directory_count_is_checked_before_opening(tmp_path, monkeypatch):
+    """The entry count comes from the end record, before zipfile builds an object per entry."""
+    import flowergan.data.sources as sources
+
+    src = tmp_path / "many.zip"
+    with zipfile.ZipFile(src, "w") as zf:
+        for i in range(6):
+            zf.writestr(f"p{i}.png", png((i * 40, 0, 0)))
+    monkeypatch.setenv("FLOWERGAN_ARCHIVE_MAX_FILES", "5")
+    opened = []
+    monkeypatch.setattr(sources.zipfile, "ZipFile", lambda *a, **k: opened.append(a))
+    with pytest.raises(DataError, match="more than 5 files in the archive"):
+        sources.open_source(src)
+    assert opened == []
+
+
+def test_training_reader_refuses_a_bomb_member(tmp_path):
+    """`train --data` on a zip not made by prepare, holding a 64 MiB member stored at 1000x: refused at open."""
+    from flowergan.data.dataset import ImageDataset
+
+    path = tmp_path / "d.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("00000/img00000000.png", png((0, 90, 0), (R, R)))
+        _zeros_member(zf, "00000/img00000001.png", 64 * MiB)
+    with pytest.raises(DataError, match=r"member '00000/img00000001.png': decompresses .*re-create it with flowergan prepare"):
+        ImageDataset(path)
