@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -68,6 +69,10 @@ def save_checkpoint(run_dir: Path, cfg: ModelConfig, modules: dict[str, torch.nn
         t, m = _flatten_optimizer(f"opt_{name}", opt.state_dict())
         tensors.update(t)
         opt_meta[name] = m
+    bad = [k for k in ("pl_mean", "augment_p") if isinstance(state.get(k), float) and not math.isfinite(state[k])]
+    if bad:
+        raise ModelFileError(f"refusing to save a checkpoint at {state['cur_nimg']} images: {', '.join(bad)} is "
+                             f"not finite (training diverged)")
     out = Path(run_dir) / CHECKPOINTS_DIR / checkpoint_name(int(state["cur_nimg"]))
     write_model_dir(out, cfg, modules, meta=meta,
                     extra_files={STATE_TENSORS: tensors, STATE_JSON: {**state, "optimizers": opt_meta}})
@@ -90,6 +95,10 @@ def read_checkpoint_state(ckpt_dir: Path) -> tuple[dict[str, Any], dict[str, tor
         v = state.get(key)
         if isinstance(v, bool) or not isinstance(v, typ):
             raise ModelFileError(f"{ckpt_dir / STATE_JSON}: {key!r} is {v!r}; the training state is damaged")
+    for key in ("pl_mean", "augment_p"):
+        if isinstance(state.get(key), float) and not math.isfinite(state[key]):
+            raise ModelFileError(f"{ckpt_dir / STATE_JSON}: {key!r} is {state[key]}; the training state is unusable "
+                                 f"(training diverged before this checkpoint). Use an earlier checkpoint.")
     if state["cur_nimg"] < 0 or state["batch_idx"] < 0:
         raise ModelFileError(f"{ckpt_dir / STATE_JSON}: negative image or batch counter; the file is damaged")
     tensors = read_tensors(ckpt_dir / STATE_TENSORS, "training state tensors")
