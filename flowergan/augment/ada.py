@@ -22,13 +22,17 @@ log = logging.getLogger(__name__)
 class AdaController:
     """Accumulates sign(D(reals)) on the device and adjusts the augmentation probability p.
 
-    Typical use in the training loop (one minibatch = one call to `update`)::
+    Typical use in the training loop. Every pass of D over reals reports its signs (the main phase and, on
+    R1 iterations, the regularisation phase too, as in the official code); the cadence counts training
+    iterations, not D passes::
 
         pipe = AugmentPipe.from_preset("bgc").to(device)
         ada = AdaController(pipe, target=0.6, speed_kimg=500, interval=4)
         ...
-        real_logits = D(pipe(real_images), c)       # D's main phase on reals
+        real_logits = D(pipe(real_images), c)       # each D pass on reals (Dmain, Dreg)
         ada.update(real_logits)                     # no host sync
+        ...                                         # end of the training iteration:
+        ada.end_minibatch()
         if ada.ready:                               # every `interval` minibatches
             rt = ada.step(global_batch_size * ada.interval, reduce=all_reduce_sum)
 
@@ -59,7 +63,7 @@ class AdaController:
         if p is None:
             p = float(pipe.p) if pipe is not None else 0.0
         self.p = self._clamp(float(p))
-        self.pending = 0  # update() calls since the last step()
+        self.pending = 0  # training iterations (end_minibatch calls) since the last step()
         self.last_rt: float | None = None
         self._stats: torch.Tensor | None = None  # [sum of signs, count], float32, on the logits' device
         self._push_p()
@@ -78,7 +82,7 @@ class AdaController:
 
     @property
     def ready(self) -> bool:
-        """True once `interval` minibatches were accumulated: time to call `step`."""
+        """True once `interval` training iterations ended since the last `step`: time to call `step`."""
         return self.pending >= self.interval
 
     def update(self, real_logits: torch.Tensor) -> None:
@@ -91,6 +95,9 @@ class AdaController:
                 self._stats.copy_(prev)
         self._stats[0].add_(torch.sign(t).sum().to(torch.float32))
         self._stats[1].add_(t.numel())
+
+    def end_minibatch(self) -> None:
+        """Count one training iteration (however many D passes over reals it reported)."""
         self.pending += 1
 
     def stats_tensor(self) -> torch.Tensor:

@@ -220,7 +220,9 @@ class Trainer:
         update_ema(self.G_ema, self.G, ema_beta(cfg.batch, cfg.ema_kimg, self.cur_nimg, cfg.ema_rampup))
         self.cur_nimg += cfg.batch
         self.batch_idx += 1
-        if self.ada is not None and self.ada.ready:
+        if self.ada is not None:
+            self.ada.end_minibatch()
+        if self.ada is not None and self.ada.ready:  # every ada_interval iterations, as the official loop
             self.ada.step(cfg.batch * self.ada.interval, reduce=lambda t: all_reduce_sum_(t, self.info))
         if self.augment_pipe is not None:
             all_stats["Progress/augment"] = self.augment_pipe.p.detach().clone()

@@ -45,6 +45,11 @@ def path_lengths(fake_img: torch.Tensor, ws: torch.Tensor, noise: torch.Tensor |
 
 def path_length_penalty(lengths: torch.Tensor, pl_mean: torch.Tensor, decay: float
                         ) -> tuple[torch.Tensor, torch.Tensor]:
-    """-> (per-sample (a - mean)^2 [N], updated running mean a). a <- a + decay * (mean(lengths) - a)."""
-    new_mean = pl_mean.lerp(lengths.detach().mean(), decay)
+    """-> (per-sample (length - a')^2 [N], updated running mean a'), a' = a + decay * (mean(lengths) - a).
+
+    As in the official definition, the penalty is differentiated through a': only the stored running mean
+    `pl_mean` (a) is a constant; the batch mean of the lengths inside a' carries gradient (a term of
+    relative size ~decay). Store `a'.detach()` as the next running mean.
+    """
+    new_mean = pl_mean.detach().lerp(lengths.mean(), decay)
     return (lengths - new_mean).square(), new_mean

@@ -20,6 +20,8 @@ def test_p_rises_at_the_exact_rate_when_reals_score_too_positive():
         for _ in range(4):
             assert not ada.ready
             ada.update(_logits(28, 4))  # r_t = (28 - 4) / 32 = 0.75 > 0.6
+            ada.update(_logits(28, 4))  # a second D pass in the same iteration (e.g. R1) does not count
+            ada.end_minibatch()
         assert ada.ready
         rt = ada.step(batch * 4)
         assert rt == pytest.approx(0.75)
@@ -82,6 +84,7 @@ def test_state_dict_round_trip_restores_p_accumulator_and_pipe():
     pipe = AugmentPipe.from_preset("bgc")
     ada = AdaController(pipe, p=0.125)
     ada.update(_logits(5, 1))
+    ada.end_minibatch()
     state = ada.state_dict()
     assert state == {"p": 0.125, "sign_sum": 4.0, "count": 6.0, "pending": 1, "last_rt": None}
     pipe2 = AugmentPipe.from_preset("bgc")

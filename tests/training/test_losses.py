@@ -49,6 +49,33 @@ def test_path_length_penalty_running_mean():
     torch.testing.assert_close(mean2, torch.tensor(2.0))
 
 
+def test_path_length_gradient_includes_the_running_mean_term():
+    # Linear G: img = (ws.mean over num_ws) @ A, so l_i = ||A y_i|| / K (K = num_ws) and, with the stored
+    # mean a a constant and m = a + d * (mean(l) - a):  P = mean_i (l_i - m)^2,
+    #   dP/dl_j = 2/N * (l_j - m) - 2/N * d/N * sum_i (l_i - m),   dl_j/dA = (A y_j) y_j^T / (K^2 l_j).
+    torch.manual_seed(0)
+    N, K, w_dim, C, H, W = 4, 3, 5, 1, 2, 2
+    d, a = 0.3, torch.tensor(0.7, dtype=torch.float64)
+    A = torch.randn(w_dim, C * H * W, dtype=torch.float64, requires_grad=True)
+    ws = torch.randn(N, K, w_dim, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(N, C, H, W, dtype=torch.float64)
+    img = (ws.mean(dim=1) @ A).reshape(N, C, H, W)
+    pen, m = losses.path_length_penalty(losses.path_lengths(img, ws, noise=y), a, decay=d)
+    (grad_A,) = torch.autograd.grad(pen.mean(), A)
+
+    Y = y.reshape(N, -1)                                       # [N, C*H*W]
+    g = (A.detach() @ Y.T).T                                   # [N, w_dim] = A y_j
+    lengths = g.norm(dim=1) / K
+    m_expect = a + d * (lengths.mean() - a)
+    dP_dl = 2 / N * (lengths - m_expect) - 2 / N * d / N * (lengths - m_expect).sum()
+    expect = sum(dP_dl[j] * torch.outer(g[j], Y[j]) / (K**2 * lengths[j]) for j in range(N))
+    torch.testing.assert_close(m.detach(), m_expect)
+    torch.testing.assert_close(grad_A, expect)
+    # Without the running-mean term the gradient differs by a relative amount of order d: the test can fail.
+    without = sum(2 / N * (lengths[j] - m_expect) * torch.outer(g[j], Y[j]) / (K**2 * lengths[j]) for j in range(N))
+    assert (without - expect).abs().max() > 1e-3 * expect.abs().max()
+
+
 def test_ema_half_life_and_update():
     # after ema_kimg*1000 images at this beta, the old weights' share is exactly 1/2
     b = ema_beta(batch=32, ema_kimg=10, cur_nimg=10**9, rampup=0.05)

@@ -111,3 +111,25 @@ def test_zero_weight_regularisation_is_skipped():
     t = _trainer(None, _tcfg(aug="none"))
     stats = t.step()
     assert "Loss/pl_penalty" in stats and "Loss/r1_penalty" in stats
+
+
+def test_ada_adjusts_p_once_every_ada_interval_iterations():
+    # Official cadence: p moves after iterations 4, 8, 12, ... whatever extra D passes over reals the R1
+    # iterations add (R1 every 16 here: 2 of the 32 iterations run D twice on reals).
+    t = _trainer(None, _tcfg(r1_interval=16, pl_interval=4, ada_interval=4, kimg=1, p=0.5))
+    at, real_step = [], t.ada.step
+
+    def counting_step(*a, **kw):
+        at.append(t.batch_idx)
+        return real_step(*a, **kw)
+
+    t.ada.step = counting_step
+    ps = [t.ada.p]
+    for _ in range(32):
+        t.step()
+        ps.append(t.ada.p)
+    assert at == list(range(4, 33, 4))
+    # p changes only at those iterations, each time by batch * interval / (ada_kimg * 1000) = 16 / 1000
+    moved = [i for i in range(32) if ps[i + 1] != ps[i]]
+    assert set(moved) <= {b - 1 for b in at} and len(moved) >= 6
+    assert all(abs(ps[i + 1] - ps[i]) == pytest.approx(16 / 1000, rel=1e-9) for i in moved)
