@@ -48,11 +48,13 @@ def _env_limit(name: str, default: float) -> float:
     return v
 
 
-def check_pickle_limits(data: bytes, where: str) -> int:
-    """Count the opcodes of `data` without building anything; refuse a file over the size or count limit."""
+def check_pickle_limits(data: bytes | io.BufferedIOBase, where: str, size: int | None = None) -> int:
+    """Count the opcodes of `data` (bytes or a binary file) without building anything; refuse a pickle over the
+    size or count limit."""
     max_mb = _env_limit(MAX_BYTES_ENV, DEFAULT_MAX_MB)
-    if len(data) > max_mb * 2**20:
-        raise RefusedPickleError(f"{where}: {len(data) / 2**20:.1f} MB is over the {max_mb:g} MB limit for "
+    size = len(data) if isinstance(data, (bytes, bytearray)) else size
+    if size is not None and size > max_mb * 2**20:
+        raise RefusedPickleError(f"{where}: {size / 2**20:.1f} MB is over the {max_mb:g} MB limit for "
                                  f"official snapshots; raise it with {MAX_BYTES_ENV}=<MB> if the file is genuine")
     max_ops = int(_env_limit(MAX_OPS_ENV, DEFAULT_MAX_OPS))
     n = 0
@@ -272,17 +274,17 @@ def read_official_pickle(path: str | Path) -> dict[str, Any]:
     if size > max_mb * 2**20:  # before reading it into memory
         raise RefusedPickleError(f"{path}: {size / 2**20:.1f} MB is over the {max_mb:g} MB limit for official "
                                  f"snapshots; raise it with {MAX_BYTES_ENV}=<MB> if the file is genuine")
-    raw = path.read_bytes()
-    check_pickle_limits(raw, str(path))
-    try:
-        data = RestrictedUnpickler(io.BytesIO(raw)).load()
-    except RefusedPickleError:
-        raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
-            RuntimeError, OverflowError, MemoryError) as e:
-        raise RefusedPickleError(f"{path}: cannot read this official snapshot ({type(e).__name__}: {e}); it is "
-                                 f"corrupt or not a stylegan2-ada-pytorch pickle. Nothing was executed.") from None
-    del raw
+    with open(path, "rb") as f:
+        check_pickle_limits(f, str(path), size)  # a streaming pass over the opcodes: nothing is built
+        f.seek(0)
+        try:
+            data = RestrictedUnpickler(f).load()
+        except RefusedPickleError:
+            raise
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
+                RuntimeError, OverflowError, MemoryError) as e:
+            raise RefusedPickleError(f"{path}: cannot read this official snapshot ({type(e).__name__}: {e}); it "
+                                     f"is corrupt or not a stylegan2-ada-pytorch pickle. Nothing was executed.") from None
     if not isinstance(data, dict):
         raise RefusedPickleError(f"{path}: expected a dict at the top level, got {type(data).__name__}")
     check_graph(data, str(path))
