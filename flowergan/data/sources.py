@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tarfile
 import zipfile
 import zlib
@@ -96,9 +98,6 @@ class Source:
 
 def _not_regular(path: str) -> str | None:
     """Why a folder entry that is not a regular file (after following a link) is not used, else None."""
-    import errno
-    import stat
-
     try:
         st = os.stat(path)
     except OSError as e:
