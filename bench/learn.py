@@ -39,6 +39,11 @@ def make_trainer(model_cfg, data: str, run_dir: Path, device: str = "cpu", **tra
     """A trainer on `data` (x-flips, cached in memory) writing to `run_dir`; `train_kw` are TrainConfig fields."""
     run_dir.mkdir(parents=True, exist_ok=True)
     ds = ImageDataset(data, xflip=True, cache="memory", progress=False)
+    # This benchmark's recipe: R1 gamma and EMA follow the batch actually used (the auto formulas applied to it),
+    # fp32 on every device. Given explicitly: the official --batch rule would keep those of auto's batch 32.
+    batch = train_kw.get("batch", 32)
+    train_kw = {"batch": batch, "gamma": 0.0002 * model_cfg.resolution**2 / batch, "ema_kimg": batch * 10 / 32,
+                "amp": "off", **train_kw}
     tcfg = TrainConfig(data=data, kimg=1, snap=1, mirror=True, keep=1, device=device).replace(**train_kw)
     return Trainer(model_cfg, tcfg, run_dir, ds, device=torch.device(device))
 
@@ -104,7 +109,7 @@ def main() -> None:
     else:
         runs = [("tiny", base)]
         evals = [0.0, args.kimg / 2, args.kimg]
-    train_kw = dict(lr_g=args.lr, lr_d=args.lr, pl_weight=args.pl_weight, style_mixing=args.style_mixing)
+    train_kw = dict(lr=args.lr, pl_weight=args.pl_weight, style_mixing=args.style_mixing)
     results = [run(n, c, str(data), out, args.kimg, evals, args.num, args.batch, args.seed, train_kw)
                for n, c in runs]
     summary = {"kimg": args.kimg, "batch": args.batch, **train_kw, "threads": torch.get_num_threads(), "torch": torch.__version__,

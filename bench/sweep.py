@@ -30,13 +30,13 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
     "b32-lean": ({"pl_weight": 0.0, "style_mixing": 0.0}, {}),
     "b16-lean": ({"batch": 16, "pl_weight": 0.0, "style_mixing": 0.0}, {}),
     "b16-lean-noaug": ({"batch": 16, "pl_weight": 0.0, "style_mixing": 0.0, "aug": "none"}, {}),
-    "b16-lean-lr4": ({"batch": 16, "pl_weight": 0.0, "style_mixing": 0.0, "lr_g": 0.004, "lr_d": 0.004}, {}),
+    "b16-lean-lr4": ({"batch": 16, "pl_weight": 0.0, "style_mixing": 0.0, "lr": 0.004}, {}),
     "b16-lean-gamma-q": ({"batch": 16, "pl_weight": 0.0, "style_mixing": 0.0, "gamma": 0.0032}, {}),
     "b16-lean-dorig": ({"batch": 16, "pl_weight": 0.0, "style_mixing": 0.0}, {"d_architecture": "orig"}),
     "b8-lean": ({"batch": 8, "pl_weight": 0.0, "style_mixing": 0.0}, {}),
-    "b16-lean-lr6": ({"batch": 16, "pl_weight": 0.0, "style_mixing": 0.0, "lr_g": 0.006, "lr_d": 0.006}, {}),
-    "b8-lean-lr4": ({"batch": 8, "pl_weight": 0.0, "style_mixing": 0.0, "lr_g": 0.004, "lr_d": 0.004}, {}),
-    "b32-lean-lr4": ({"pl_weight": 0.0, "style_mixing": 0.0, "lr_g": 0.004, "lr_d": 0.004}, {}),
+    "b16-lean-lr6": ({"batch": 16, "pl_weight": 0.0, "style_mixing": 0.0, "lr": 0.006}, {}),
+    "b8-lean-lr4": ({"batch": 8, "pl_weight": 0.0, "style_mixing": 0.0, "lr": 0.004}, {}),
+    "b32-lean-lr4": ({"pl_weight": 0.0, "style_mixing": 0.0, "lr": 0.004}, {}),
 }
 
 

@@ -249,16 +249,19 @@ def coerce_value(cls, key: str, text: str) -> Any:
         return text  # plain strings such as architecture names
 
 
-PRESETS: dict[str, ModelConfig] = {
-    # The official `auto` configuration at 128x128 for one GPU (G 22,949,277 params).
-    "auto-128": ModelConfig(),
-    # The StyleGAN2 paper's 8-layer mapping, z = w = 512 (G 24,525,213 params).
-    "paper-128": ModelConfig(map_layers=8),
-    # The flower experiment's smaller model: 4-layer mapping, z = w = 256 (G 20,852,125 params).
-    "lite-128": ModelConfig(map_layers=4, z_dim=256, w_dim=256),
+# A preset is a set of explicit field overrides; the fields it leaves out follow `flowergan train --cfg`
+# (channels, mapping depth, minibatch-stddev group, precision) or the defaults above.
+PRESET_FIELDS: dict[str, dict[str, Any]] = {
+    # The official `auto` configuration (at 128x128 for one GPU: G 22,949,277 params). Sets nothing.
+    "auto-128": {},
+    # The StyleGAN2 paper's 8-layer mapping, z = w = 512 (G 24,525,213 params at 128).
+    "paper-128": {"map_layers": 8},
+    # The flower experiment's smaller model: 4-layer mapping, z = w = 256 (G 20,852,125 params at 128).
+    "lite-128": {"map_layers": 4, "z_dim": 256, "w_dim": 256},
     # A CPU-sized model for tests and the demo: 32x32, narrow channels.
-    "tiny": ModelConfig(resolution=32, z_dim=64, w_dim=64, map_layers=2, channel_base=2048, channel_max=64),
+    "tiny": {"resolution": 32, "z_dim": 64, "w_dim": 64, "map_layers": 2, "channel_base": 2048, "channel_max": 64},
 }
+PRESETS: dict[str, ModelConfig] = {name: ModelConfig(**f) for name, f in PRESET_FIELDS.items()}
 
 
 def preset(name: str) -> ModelConfig:
@@ -285,5 +288,5 @@ def save_json(obj: dict[str, Any], path: str | Path) -> None:
         raise
 
 
-__all__ = ["FORMAT_VERSION", "ConfigError", "ModelConfig", "PRESETS", "preset", "from_dict_strict",
+__all__ = ["FORMAT_VERSION", "ConfigError", "ModelConfig", "PRESETS", "PRESET_FIELDS", "preset", "from_dict_strict",
            "coerce_value", "save_json", "field", "LIMITS", "PARAM_LIMIT_ENV", "max_param_bytes"]

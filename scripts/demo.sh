@@ -10,9 +10,10 @@ mkdir -p data runs
 if [ ! -f data/demo-flowers-32.zip ]; then
   $FG prepare synthetic --out data/demo-flowers-32.zip --count 2000 --resolution 32 --seed 0
 fi
-# The quick small-image recipe (docs/training.md): no path length or style mixing, lr 0.004.
+# The quick small-image recipe (docs/training.md): batch 16 with R1 gamma 0.0128 and EMA 5 kimg (the auto
+# formulas applied to batch 16), no path length or style mixing, lr 0.004.
 $FG train --data data/demo-flowers-32.zip --out runs --preset tiny --kimg "$KIMG" --batch 16 --snap 2 \
-  --lr 0.004 --pl-weight 0 --style-mixing 0 --aug ada --mirror --seed 0 --device cpu
+  --gamma 0.0128 --ema 5 --lr 0.004 --pl-weight 0 --style-mixing 0 --aug ada --mirror --seed 0 --device cpu
 run=$(ls -d runs/*/ | sort | tail -n 1); run=${run%/}
 $FG generate --network "$run" --seeds 0-63 --trunc 1 --outdir "$run/samples" --grid
 echo "Done. Sample grid: $run/samples/grid.png   Progress plot: $run/progress.png"

@@ -22,8 +22,9 @@ WHATS = ["generator", "discriminator", "train", "data", "fid"]
 @click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True, help="Untimed warm-up runs.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads (default: torch's).")
 @click.option("--compile", "compile_", is_flag=True, help="Use torch.compile where supported.")
-@click.option("--amp", type=click.Choice(["off", "bf16", "fp16"]), default="off", show_default=True,
-              help="Mixed precision for `train` on CUDA (never bf16 on a CPU without native bf16).")
+@click.option("--amp", type=click.Choice(["off", "bf16", "fp16", "auto"]), default="off", show_default=True,
+              help="Precision for `train`, resolved as `flowergan train --amp` does: fp16 (the official scheme, "
+                   "CUDA only), bf16 autocast, auto (fp16 on CUDA, fp32 on the CPU) or off.")
 @click.option("--aug-p", type=float, default=0.2, show_default=True, help="ADA probability for `train`.")
 @click.option("--profile", is_flag=True, help="Also print a torch.profiler table of where the time goes.")
 @click.option("--num", type=click.IntRange(min=1), default=None, help="Images for `data`/`fid` measurements.")

@@ -40,12 +40,21 @@ def model_options(default_preset: str = "auto-128"):
 
 def pop_model_config(kwargs: dict) -> ModelConfig:
     """Remove the model flags from a command's kwargs and build the ModelConfig (clear errors on bad values)."""
-    base = preset(kwargs.pop("preset"))
+    name, changes = pop_model_fields(kwargs)
+    try:
+        return preset(name).replace(**changes)
+    except (ConfigError, TypeError) as e:
+        raise click.UsageError(str(e)) from None
+
+
+def pop_model_fields(kwargs: dict) -> tuple[str, dict]:
+    """Remove the model flags from kwargs -> (preset name, the fields given by flags and --set)."""
+    name = kwargs.pop("preset")
     changes = {}
-    for name, *_ in _OVERRIDES:
-        v = kwargs.pop(name, None)
+    for field_name, *_ in _OVERRIDES:
+        v = kwargs.pop(field_name, None)
         if v is not None:
-            changes[name] = v
+            changes[field_name] = v
     for item in kwargs.pop("set_", ()) or ():
         if "=" not in item:
             raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--set")
@@ -54,7 +63,4 @@ def pop_model_config(kwargs: dict) -> ModelConfig:
             changes[k.strip()] = coerce_value(ModelConfig, k.strip(), v.strip())
         except ConfigError as e:
             raise click.BadParameter(str(e), param_hint="--set") from None
-    try:
-        return base.replace(**changes)
-    except (ConfigError, TypeError) as e:
-        raise click.UsageError(str(e)) from None
+    return name, changes

@@ -4,79 +4,82 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import click
 
-from flowergan.cli.model_flags import model_options, pop_model_config
+from flowergan.cli.model_flags import model_options, pop_model_fields
+from flowergan.cli.train_options import pop_train_values, train_options
+
+# Architecture fields that fine-tuning takes from the starting weights (the rest are training settings).
+_TRAINING_MODEL_FIELDS = ("mbstd_group", "num_fp16_res", "conv_clamp")
 
 
 @click.command()
-@click.option("--data", required=False, type=click.Path(exists=True), help="Dataset zip or folder (flowergan prepare).")
 @click.option("--out", "out_dir", default="runs", show_default=True, type=click.Path(file_okay=False),
               help="Parent folder of the numbered run folders.")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Start from a saved run configuration (RUN/config.json); flags given here override it.")
 @model_options(default_preset="auto-128")
-@click.option("--kimg", type=float, default=25000, show_default=True, help="Length in thousands of real images (fractions ok).")
-@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, help="Total batch size.")
-@click.option("--gamma", type=float, default=None, help="R1 weight [default: auto = 0.0002 * res^2 / batch].")
-@click.option("--lr", type=float, default=None, help="Learning rate of G and D [default: 0.0025].")
-@click.option("--ema", "ema_kimg", type=float, default=None, help="EMA half-life in kimg [default: batch * 10 / 32].")
-@click.option("--aug", type=click.Choice(["ada", "fixed", "none"]), default="ada", show_default=True,
-              help="Augmentation: adaptive p, fixed p, or off.")
-@click.option("--aug-preset", type=click.Choice(["blit", "geom", "color", "filter", "noise", "cutout", "bg", "bgc",
-                                                 "bgcf", "bgcfn", "bgcfnc"]), default="bgc", show_default=True)
-@click.option("--target", type=float, default=0.6, show_default=True, help="ADA target for r_t.")
-@click.option("--p", "aug_p", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="Initial (ada) or fixed (fixed) augmentation probability.")
-@click.option("--mirror", is_flag=True, help="Double the dataset with x-flips.")
-@click.option("--cond", is_flag=True, help="Condition on the dataset labels (sets --c-dim from the data).")
-@click.option("--snap", type=float, default=50, show_default=True, help="kimg between snapshots (fractions ok).")
-@click.option("--keep", type=click.IntRange(min=1), default=3, show_default=True, help="Checkpoints to keep (plus the best).")
-@click.option("--metrics", default="", help="Comma-separated metrics at each snapshot, e.g. fid.")
-@click.option("--metrics-num", type=click.IntRange(min=2), default=1000, show_default=True,
-              help="Generated images per metric evaluation.")
-@click.option("--resume", default=None, help="'latest' (newest run in --out), a run folder or a checkpoint folder.")
-@click.option("--finetune", type=click.Path(exists=True), default=None,
-              help="Start from these weights (our model folder, a run, or an official .pkl) with fresh optimisers.")
-@click.option("--freeze-d", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Freeze the first N layers of D (fine-tuning).")
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda (torchrun assigns cuda:LOCAL_RANK).")
-@click.option("--amp", type=click.Choice(["off", "bf16", "fp16"]), default="off", show_default=True,
-              help="Mixed precision on CUDA: bf16 autocast, or fp16 in the 4 highest-resolution blocks with "
-                   "conv clamping (the official scheme).")
-@click.option("--compile", "compile_", is_flag=True, help="torch.compile the main phases.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--noise-mode", type=click.Choice(["random", "const", "none"]), default="random", show_default=True,
-              help="Noise inputs of G during training.")
-@click.option("--r1-interval", type=click.IntRange(min=0), default=16, show_default=True,
-              help="Minibatches between R1 steps (lazy regularisation); 0: R1 in every D step.")
-@click.option("--pl-interval", type=click.IntRange(min=0), default=4, show_default=True,
-              help="Minibatches between path-length steps; 0: in every G step.")
-@click.option("--pl-weight", type=click.FloatRange(min=0), default=2.0, show_default=True,
-              help="Path-length regularisation weight; 0 turns it off (the official CIFAR setting).")
-@click.option("--style-mixing", type=click.FloatRange(0, 1), default=0.9, show_default=True)
-@click.option("--dry-run", is_flag=True, help="Print the resolved options and exit.")
+@train_options
+@click.option("--fp32", is_flag=True, help="No mixed precision (the official --fp32; the same as --amp off).")
+@click.option("--resume", default=None, help="'latest' (newest run in --out), a run folder or a checkpoint folder. "
+              "Only --kimg, --snap, --keep, --metrics, --metrics-num and --log-every may change.")
+@click.option("--dry-run", is_flag=True, help="Resolve and print the settings; create nothing, start nothing. "
+              "WORLD_SIZE=N resolves for N processes; --device cuda works without CUDA.")
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: one JSON object of the resolved settings.")
 @click.option("--no-progress", is_flag=True, help="No progress bar (log lines only).")
 def train(**kw) -> None:
-    """Train a StyleGAN2-ADA generator.
+    """Train a StyleGAN2-ADA generator with the official settings for the data's resolution and the number
+    of processes (--cfg auto), or another official base config; every option overrides its part of it.
 
     \b
     Examples:
-      flowergan train --data data/flowers-32.zip --preset tiny --kimg 5 --batch 16 --snap 1
-      flowergan train --data data/oxford102-128.zip --preset lite-128 --mirror --cond --device cuda --batch 32
+      flowergan train --data data/flowers-32.zip --preset tiny --kimg 5 --batch 16 --gamma 0.0128 --ema 5 --snap 1
+      flowergan train --data data/oxford102-128.zip --preset lite-128 --mirror --cond
+      flowergan train --data data/ffhq-1024.zip --cfg paper1024 --dry-run --json
       flowergan train --data data/flowers-32.zip --out runs --resume latest
-      torchrun --nproc_per_node 4 -m flowergan train --data ... --device cuda --batch 64
+      flowergan train --config runs/00003-tiny-flowers-32-b16/config.json --seed 1
+      torchrun --nproc_per_node 4 -m flowergan train --data data/oxford102-256.zip --mirror
     """
+    plan = _plan(kw)
+    if kw["dry_run"]:
+        if kw["as_json"]:
+            click.echo(json.dumps(plan.resolved.summary()))
+        else:
+            click.echo(json.dumps({"settings": plan.resolved.summary(), **plan.record}, indent=2))
+        return
+    if kw["as_json"]:
+        raise click.UsageError("--json goes with --dry-run (a training run writes its settings to RUN/config.json)")
     from flowergan.training.distributed import init_from_env, shutdown
+    from flowergan.training.recipe import cuda_available
 
-    info, device = init_from_env(kw["device"])
+    if plan.resolved.device.startswith("cuda") and not cuda_available():
+        raise click.UsageError(f"--device {plan.resolved.device}: CUDA is not available on this machine; use "
+                               f"--device cpu (or auto), or --dry-run to only see the settings")
+    info, device = init_from_env(plan.resolved.device)
     if not info.is_main:
         logging.getLogger().setLevel(logging.WARNING)
     try:
-        _train(kw, info, device)
+        _run(plan, kw, info, device)
     finally:
         shutdown(info)
+
+
+@dataclass
+class _Plan:
+    resolved: Any                              # recipe.Resolved
+    record: dict[str, Any]                     # what config.json holds
+    dataset: Any = None
+    run_dir: Path | None = None                # set when resuming
+    resume_ckpt: Path | None = None
+    init_modules: dict[str, Any] | None = None
+    desc: str = ""
+    notes: list[str] = field(default_factory=list)
 
 
 def _explicit(ctx: click.Context, name: str) -> bool:
@@ -84,96 +87,166 @@ def _explicit(ctx: click.Context, name: str) -> bool:
     return src is not None and src.name == "COMMANDLINE"
 
 
-def _train(kw: dict, info, device) -> None:
-    import torch
+def _fail(e: Exception) -> click.UsageError:
+    return click.UsageError(str(e))
 
-    from flowergan.config import ConfigError, save_json
-    from flowergan.training.config import TrainConfig, resolve_auto
-    from flowergan.training.loop import Trainer, TrainingDiverged, new_run_dir, train
+
+def _plan(kw: dict) -> _Plan:
+    """Everything up to (not including) creating files or processes: read, check, resolve."""
+    from flowergan.config import ConfigError, ModelConfig
+    from flowergan.training.config import TrainConfig
+    from flowergan.training.recipe import cuda_available, preset_fields, resolve, resume_conflicts
 
     ctx = click.get_current_context()
-    preset_name = kw["preset"]
-    model_cfg = pop_model_config(kw)
-    out_dir = Path(kw["out_dir"])
+    world = _world_size()
+    preset_name, model_given = pop_model_fields(kw)
+    given = pop_train_values(kw)
+    if kw["fp32"]:
+        if given.get("amp", "off") != "off":
+            raise click.UsageError(f"--fp32 and --amp {given['amp']} contradict each other; give one of them")
+        given["amp"] = "off"
+    if given.get("data"):
+        given["data"] = str(Path(given["data"]).resolve())
 
-    # --resume: find the checkpoint and take the run's own options.
-    resume_ckpt = run_dir = None
     if kw["resume"]:
-        from flowergan.training.checkpoint import find_resume  # newest checkpoint that verifies
-
+        if kw["config_file"]:
+            raise click.UsageError("--resume continues with the run's own config.json; drop --config")
+        run_dir, resume_ckpt, saved = _find_resume(kw["resume"], Path(kw["out_dir"]))
         try:
-            point = find_resume(kw["resume"], out_dir)
+            saved_train = TrainConfig.from_dict(saved["train"])
+            saved_model = ModelConfig.from_dict(saved["model"])
+        except (ConfigError, KeyError) as e:
+            raise click.UsageError(f"--resume {run_dir}: config.json is unreadable: {e}") from None
+        conflicts = resume_conflicts(saved_train, given)
+        if _explicit(ctx, "preset"):
+            model_given = {**preset_fields(preset_name), **model_given}
+        sm = saved_model.to_dict()
+        conflicts += [f"--{k.replace('_', '-')} {v} conflicts with the run's {sm[k]}" for k, v in model_given.items()
+                      if k in sm and sm[k] != v]
+        if conflicts:
+            raise click.UsageError(
+                f"--resume {run_dir}: " + "; ".join(conflicts) + ". Resume without these flags (only --kimg, "
+                f"--snap, --keep, --metrics, --metrics-num and --log-every may change), or start a new run from "
+                f"its weights with --finetune {run_dir} and the new settings.")
+        tcfg = saved_train.replace(**given)
+        try:
+            r = resolve(tcfg, saved_model, resolution=saved_model.resolution, world_size=world,
+                        cuda=cuda_available())
         except ConfigError as e:
-            raise click.UsageError(str(e)) from None
-        for skipped, why in point.skipped:
-            click.echo(f"--resume: skipped {skipped.name}: {why}", err=True)
-        run_dir, resume_ckpt, saved = point.run_dir, point.checkpoint, point.run_config
-        from flowergan.config import ModelConfig
+            raise _fail(e) from None
+        dataset = _open_dataset(r.train) if not kw["dry_run"] else None
+        return _Plan(r, {**saved, "train": r.train.to_dict()}, dataset, run_dir, resume_ckpt)
 
-        model_cfg = ModelConfig.from_dict(saved["model"])
-        tcfg = TrainConfig.from_dict(saved["train"])
-        overrides = {}
-        if _explicit(ctx, "kimg"):
-            overrides["kimg"] = kw["kimg"]
-        if _explicit(ctx, "snap"):
-            overrides["snap"] = kw["snap"]
-        tcfg = tcfg.replace(**overrides)
-    else:
-        if not kw["data"]:
-            raise click.UsageError("--data is required (a dataset zip or folder; see `flowergan prepare --help`)")
-        amp = kw["amp"]
-        if amp == "fp16":
-            model_cfg = model_cfg.replace(num_fp16_res=4, conv_clamp=model_cfg.conv_clamp or 256)
-        lr = kw["lr"] if kw["lr"] is not None else 0.0025
-        tcfg = TrainConfig(
-            data=str(Path(kw["data"]).resolve()), kimg=kw["kimg"], batch=kw["batch"], gamma=kw["gamma"],
-            lr_g=lr, lr_d=lr, ema_kimg=kw["ema_kimg"], aug=kw["aug"], aug_preset=kw["aug_preset"], p=kw["aug_p"],
-            target=kw["target"], mirror=kw["mirror"], cond=kw["cond"], snap=kw["snap"], keep=kw["keep"],
-            metrics=tuple(m for m in kw["metrics"].split(",") if m), metrics_num=kw["metrics_num"],
-            seed=kw["seed"], noise_mode=kw["noise_mode"], freeze_d=kw["freeze_d"], device=kw["device"],
-            amp="bf16" if amp == "bf16" else "off", compile=kw["compile_"], r1_interval=kw["r1_interval"],
-            pl_interval=kw["pl_interval"], pl_weight=kw["pl_weight"], style_mixing=kw["style_mixing"])
+    # A new run: base (defaults or --config) <- flags.
+    base, file_model, file_preset = TrainConfig(), {}, None
+    if kw["config_file"]:
+        base, file_model, file_preset = _read_config_file(Path(kw["config_file"]))
+    if file_preset is not None and not _explicit(ctx, "preset"):
+        preset_name = file_preset
+    model_fields = {**preset_fields(preset_name), **file_model, **model_given}
+    tcfg = base.replace(**given)
     try:
         tcfg.validate()
     except ConfigError as e:
+        raise _fail(e) from None
+
+    # The data decides resolution, channels and label width.
+    dataset = None
+    if tcfg.data:
+        dataset = _open_dataset(tcfg, cache=None if kw["dry_run"] else "memory")
+        res, channels, labels = dataset.resolution, dataset.num_channels, dataset.label_dim if dataset.has_labels else None
+    elif kw["dry_run"] and "resolution" in model_given:
+        res, channels, labels = model_given["resolution"], model_fields.get("img_channels", 3), None
+    else:
+        raise click.UsageError("--data is required (a dataset zip or folder; see `flowergan prepare --help`); "
+                               "--dry-run also takes --resolution N instead")
+    if tcfg.data and "resolution" in model_given and model_given["resolution"] != res:
+        raise click.UsageError(f"--resolution {model_given['resolution']} but the dataset is {res}x{res}; prepare "
+                               f"it at {model_given['resolution']} or drop --resolution")
+    adjusted = {}
+    if model_fields.get("resolution", res) != res:
+        adjusted["resolution"] = res
+    model_fields["resolution"] = res
+    if model_fields.get("img_channels", 3) != channels:
+        adjusted["img_channels"] = channels
+    model_fields["img_channels"] = channels
+    if tcfg.cond:
+        if tcfg.data and labels is None:
+            raise click.UsageError(f"--cond: {tcfg.data} has no labels (dataset.json 'labels' is null)")
+        if labels is not None:
+            if "c_dim" in model_given and model_given["c_dim"] != labels:
+                raise click.UsageError(f"--c-dim {model_given['c_dim']} but the dataset has {labels} classes")
+            model_fields["c_dim"] = labels
+    elif model_fields.get("c_dim"):
+        raise click.UsageError("--c-dim > 0 needs --cond (labels from the dataset)")
+    if adjusted:
+        click.echo(f"model adjusted to the data: {adjusted}", err=True)
+
+    # Fine-tuning: the architecture comes from the starting weights.
+    init_modules, notes = None, []
+    request = {"preset": preset_name, "model": dict(model_fields), "train": tcfg.explicit()}
+    if tcfg.finetune:
+        try:
+            from flowergan.training.loop import load_start_networks
+
+            start = load_start_networks(tcfg.finetune)
+        except (ValueError, FileNotFoundError) as e:
+            raise click.UsageError(f"--finetune {tcfg.finetune}: {e}") from None
+        sc = start["config"]
+        if sc.resolution != res:
+            raise click.UsageError(f"--finetune {tcfg.finetune} is a {sc.resolution}x{sc.resolution} model but the "
+                                   f"dataset is {res}x{res}; prepare the data at {sc.resolution} "
+                                   f"(flowergan prepare --resolution)")
+        if sc.c_dim != model_fields.get("c_dim", 0):
+            raise click.UsageError(f"--finetune {tcfg.finetune} has label width {sc.c_dim} but this run has "
+                                   f"{model_fields.get('c_dim', 0)} (--cond with the same classes, or without)")
+        arch = {k: v for k, v in sc.to_dict().items() if k not in _TRAINING_MODEL_FIELDS}
+        try:
+            would = resolve(tcfg, model_fields, resolution=res, world_size=world, cuda=cuda_available()).model
+        except ConfigError as e:
+            raise _fail(e) from None
+        if any(would.to_dict()[k] != v for k, v in arch.items()):
+            notes.append("--finetune: using the architecture of the starting weights (model flags ignored)")
+        model_fields = {**arch, **{k: model_fields[k] for k in _TRAINING_MODEL_FIELDS if k in model_fields}}
+        init_modules = {k: start[k] for k in ("G", "G_ema", "D")}
+    try:
+        r = resolve(tcfg, model_fields, resolution=res, world_size=world, cuda=cuda_available())
+    except ConfigError as e:
+        raise _fail(e) from None
+    for n in notes:
+        if _is_main():
+            click.echo(n, err=True)  # stdout stays one JSON object under --dry-run --json
+    import torch
+
+    stem = Path(tcfg.data).stem if tcfg.data else f"res{res}"
+    desc = f"{preset_name}-{stem}-b{r.train.batch}" + (f"-{r.train.cfg}" if r.train.cfg != "auto" else "") + \
+        ("-cond" if r.train.cond else "")
+    record = {"model": r.model.to_dict(), "train": r.train.to_dict(), "request": request, "world_size": world,
+              "torch": torch.__version__, "command": " ".join(sys.argv)}
+    return _Plan(r, record, dataset, None, None, init_modules, desc, notes)
+
+
+def _run(plan: _Plan, kw: dict, info, device) -> None:
+    from flowergan.config import save_json
+    from flowergan.training.loop import Trainer, TrainingDiverged, new_run_dir, train
+
+    r = plan.resolved
+    dataset = plan.dataset if plan.dataset is not None and plan.dataset.cache_mode else _open_dataset(r.train)
+    try:
+        trainer = Trainer(r.model, r.train, None, dataset, device=device, info=info, resume=plan.resume_ckpt,
+                          init_modules=plan.init_modules)
+    except ValueError as e:
         raise click.UsageError(str(e)) from None
-
-    dataset = _open_dataset(tcfg)
-    if not kw["resume"]:
-        model_cfg = _match_data(ctx, model_cfg, dataset, tcfg)
-    tcfg = resolve_auto(tcfg, model_cfg.resolution)
-
-    init_modules = None
-    if kw["finetune"] and not kw["resume"]:
-        from flowergan.inference.loader import load_networks
-
-        m = load_networks(kw["finetune"])
-        if m.config.resolution != model_cfg.resolution:
-            raise click.UsageError(f"--finetune {kw['finetune']} is a {m.config.resolution}x{m.config.resolution} "
-                                   f"model but the dataset is {model_cfg.resolution}x{model_cfg.resolution}; "
-                                   f"prepare the data at {m.config.resolution} (flowergan prepare --resolution)")
-        if m.config.to_dict() | {"c_dim": 0} != model_cfg.to_dict() | {"c_dim": 0}:
-            # The weights fix the architecture: take it from them (model flags that differ are ignored).
-            if info.is_main:
-                click.echo("--finetune: using the architecture of the starting weights (model flags ignored)")
-            model_cfg = m.config.replace(mbstd_group=model_cfg.mbstd_group)
-        init_modules = {"G_ema": m.G, "D": m.D}
-
-    desc = f"{preset_name}-{Path(tcfg.data).stem}-b{tcfg.batch}" + ("-cond" if tcfg.cond else "")
-    resolved = {"model": model_cfg.to_dict(), "train": tcfg.to_dict(), "world_size": info.world_size,
-                "torch": torch.__version__, "command": " ".join(sys.argv)}
-    if kw["dry_run"]:
-        click.echo(json.dumps(resolved, indent=2))
-        return
-    if run_dir is None and info.is_main:
-        run_dir = new_run_dir(out_dir, desc)
-        save_json(resolved, run_dir / "config.json")
-    trainer = Trainer(model_cfg, tcfg, run_dir if info.is_main else None, dataset, device=device, info=info,
-                      resume=resume_ckpt, init_modules=init_modules)
+    run_dir = plan.run_dir
     if info.is_main:
+        if run_dir is None:  # created only now that every check has passed
+            run_dir = new_run_dir(Path(kw["out_dir"]), plan.desc)
+            save_json(plan.record, run_dir / "config.json")
+        trainer.run_dir = run_dir
+        t = r.train
         click.echo(f"run folder: {run_dir}  (G {sum(p.numel() for p in trainer.G.parameters()):,} params, "
-                   f"D {sum(p.numel() for p in trainer.D.parameters()):,}; batch {tcfg.batch}, "
-                   f"gamma {tcfg.gamma:g}, aug {tcfg.aug})")
+                   f"D {sum(p.numel() for p in trainer.D.parameters()):,}; cfg {t.cfg}, batch {t.batch}, "
+                   f"gamma {t.gamma:g}, ema {t.ema_kimg:g} kimg, lr {t.lr:g}, {r.amp}, {device}, aug {t.aug})")
     try:
         train(trainer, progress=not kw["no_progress"])
     except TrainingDiverged as e:
@@ -183,33 +256,61 @@ def _train(kw: dict, info, device) -> None:
                    f"plot {run_dir / 'progress.png'}")
 
 
-def _open_dataset(tcfg):
+def _world_size() -> int:
+    raw = os.environ.get("WORLD_SIZE", "1") or "1"
+    try:
+        n = int(raw)
+    except ValueError:
+        raise click.UsageError(f"WORLD_SIZE={raw!r} in the environment: expected a whole number of processes") \
+            from None
+    if n < 1:
+        raise click.UsageError(f"WORLD_SIZE={n} in the environment: must be >= 1")
+    return n
+
+
+def _is_main() -> bool:
+    return os.environ.get("RANK", "0") in ("", "0")
+
+
+def _find_resume(arg: str, out_dir: Path) -> tuple[Path, Path, dict[str, Any]]:
+    """(run folder, newest checkpoint that loads and verifies, the run's saved options); skipped ones are named."""
+    from flowergan.config import ConfigError
+    from flowergan.training.checkpoint import find_resume
+
+    try:
+        point = find_resume(arg, out_dir)
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from None
+    for skipped, why in point.skipped:
+        click.echo(f"--resume: skipped {skipped.name}: {why}", err=True)
+    return point.run_dir, point.checkpoint, point.run_config
+
+
+def _read_config_file(path: Path):
+    """RUN/config.json -> (TrainConfig of what that run asked for, its explicit model fields, its preset)."""
+    from flowergan.config import ConfigError
+    from flowergan.training.config import TrainConfig
+
+    try:
+        doc = json.loads(path.read_text())
+        req = doc.get("request")
+        if req is not None:  # what the run asked for: re-resolved here, so flags combine as on its command line
+            return TrainConfig.from_dict(req.get("train", {}), where=f"{path} request.train"), \
+                dict(req.get("model", {})), req.get("preset")
+        train = TrainConfig.from_dict(doc.get("train", {}), where=f"{path} train")
+        model = dict(doc.get("model", {}))
+        for k in ("num_fp16_res", "conv_clamp"):  # unset precision follows --amp, as for a Python ModelConfig
+            if model.get(k) in (0, None):
+                model.pop(k, None)
+        return train, model, None
+    except (json.JSONDecodeError, ConfigError, AttributeError, TypeError) as e:
+        raise click.UsageError(f"--config {path}: {e}") from None
+
+
+def _open_dataset(tcfg, cache: str | None = "memory"):
     from flowergan.data.dataset import ImageDataset
 
     try:
-        return ImageDataset(tcfg.data, use_labels=tcfg.cond, xflip=tcfg.mirror, cache="memory")
+        return ImageDataset(tcfg.data, use_labels=tcfg.cond, xflip=tcfg.mirror, cache=cache)
     except (ValueError, FileNotFoundError) as e:
         raise click.UsageError(f"--data {tcfg.data}: {e}") from None
-
-
-def _match_data(ctx, model_cfg, dataset, tcfg):
-    """Take resolution, channels and label width from the data unless given explicitly (then they must agree)."""
-    changes = {}
-    if dataset.resolution != model_cfg.resolution:
-        if _explicit(ctx, "resolution"):
-            raise click.UsageError(f"--resolution {model_cfg.resolution} but the dataset is {dataset.resolution}x"
-                                   f"{dataset.resolution}; prepare it at {model_cfg.resolution} or drop --resolution")
-        changes["resolution"] = dataset.resolution
-    if dataset.num_channels != model_cfg.img_channels:
-        changes["img_channels"] = dataset.num_channels
-    if tcfg.cond:
-        if not dataset.has_labels:
-            raise click.UsageError(f"--cond: {tcfg.data} has no labels (dataset.json 'labels' is null)")
-        if _explicit(ctx, "c_dim") and model_cfg.c_dim != dataset.label_dim:
-            raise click.UsageError(f"--c-dim {model_cfg.c_dim} but the dataset has {dataset.label_dim} classes")
-        changes["c_dim"] = dataset.label_dim
-    elif model_cfg.c_dim:
-        raise click.UsageError("--c-dim > 0 needs --cond (labels from the dataset)")
-    if changes:
-        click.echo(f"model adjusted to the data: {changes}", err=True)
-    return model_cfg.replace(**changes)

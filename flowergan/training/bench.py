@@ -95,12 +95,13 @@ def bench_train(cfg: ModelConfig, batch: int = 8, device: str = "cpu", repeats: 
 
     dev = torch.device(device)
     benchtools.reset_peak_mem(dev)
-    tcfg = TrainConfig(batch=batch, aug="fixed" if aug_p > 0 else "none", p=aug_p, device=device,
-                       amp=amp if amp == "bf16" else "off", compile=compile, style_mixing=0.9)
-    if amp == "fp16":
-        cfg = cfg.replace(num_fp16_res=4, conv_clamp=cfg.conv_clamp or 256)
+    # The run's settings come from the same resolver as `flowergan train` (amp fp16 -> the 4 highest-resolution
+    # blocks in fp16 with conv clamp 256; auto -> that on CUDA, fp32 on the CPU).
+    tcfg = TrainConfig(batch=batch, aug="fixed" if aug_p > 0 else "none", p=aug_p, device=device, amp=amp,
+                       compile=compile, style_mixing=0.9)
     data = RandomImages(cfg, n=max(4 * batch, 64))
     trainer = Trainer(cfg, tcfg, None, data, device=dev, info=DistInfo(), sampler_cls=_CyclicSampler)
+    cfg, tcfg = trainer.model_cfg, trainer.cfg
     weights = {"Gmain": 1.0, "Greg": 1 / tcfg.pl_interval, "Dmain": 1.0, "Dreg": 1 / tcfg.r1_interval}
     per_phase: dict[str, float] = {}
     for name in weights:
@@ -116,7 +117,7 @@ def bench_train(cfg: ModelConfig, batch: int = 8, device: str = "cpu", repeats: 
         per_phase[name] = statistics.median(times)
     sec_iter = sum(per_phase[k] * w for k, w in weights.items())
     extra: dict[str, Any] = {"phase_sec": per_phase, "phase_weights": weights, "sec_per_kimg": sec_iter / batch * 1000,
-                             "aug_p": aug_p, "amp": amp, "compile": compile, "batch": batch}
+                             "aug_p": aug_p, "amp": trainer.resolved.amp, "compile": compile, "batch": batch}
     if flops and dev.type == "cpu" and not compile:
         step_flops = sum(_count_step_flops(trainer, [k]) * w for k, w in weights.items())
         achieved = step_flops / sec_iter / 1e9

@@ -1,54 +1,90 @@
-"""Training options (typed, saved as JSON with every run) and the official `auto` hyperparameters."""
+"""Training options: one typed declaration per option (its help text in the field metadata, from which the
+CLI flags are generated), saved as JSON with every run. `None` means "from the base config" (--cfg) and is
+filled by `flowergan.training.recipe.resolve`."""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
 from flowergan.config import ConfigError, from_dict_strict
 
+CFG_NAMES = ("auto", "stylegan2", "paper256", "paper512", "paper1024", "cifar")
+AUG_PRESETS = ("blit", "geom", "color", "filter", "noise", "cutout", "bg", "bgc", "bgcf", "bgcfn", "bgcfnc")
+
+
+def opt(default: Any, help: str, *, flag: str | None = None, choices: tuple[str, ...] | None = None,
+        cli: bool = True, group: str = "Training") -> Any:
+    """A TrainConfig field with its CLI help (`flag` overrides --field-name; cli=False: --config only)."""
+    return field(default=default, metadata={"help": help, "flag": flag, "choices": choices, "cli": cli,
+                                            "group": group})
+
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train. `None` fields are resolved by `resolve_auto` from the resolution and batch."""
+    """How to train. Fields left at None are resolved from `cfg`, the resolution and the process count."""
 
-    data: str = ""                       # dataset zip or folder
-    kimg: float = 25000                  # training length in thousands of real images shown to D
-    batch: int = 32                      # total batch over all processes
-    gamma: float | None = None           # R1 weight (auto: 0.0002 * res^2 / batch)
-    lr_g: float = 0.0025                 # Adam learning rate of G
-    lr_d: float = 0.0025                 # Adam learning rate of D
-    betas: tuple[float, float] = (0.0, 0.99)
-    eps: float = 1e-8
-    ema_kimg: float | None = None        # EMA half-life in kimg (auto: batch * 10 / 32)
-    ema_rampup: float | None = 0.05      # EMA ramp-up: half-life <= rampup * images so far (None: off)
-    r1_interval: int = 16                # lazy R1 every N minibatches (0: in every D step; gamma 0 turns it off)
-    pl_interval: int = 4                 # lazy path-length every N minibatches (0: in every G step)
-    pl_weight: float = 2.0               # path-length weight (0: off, the official CIFAR setting)
-    pl_decay: float = 0.01
-    pl_batch_shrink: int = 2
-    style_mixing: float = 0.9            # probability of mixing two latents per batch
-    aug: str = "ada"                     # 'ada' | 'fixed' | 'none'
-    aug_preset: str = "bgc"
-    p: float = 0.0                       # initial (ada) or fixed augmentation probability
-    target: float = 0.6                  # ADA target for r_t
-    ada_kimg: float = 500                # images (thousands) for p to move by 1
-    ada_interval: int = 4                # minibatches between p adjustments
-    mirror: bool = False                 # x-flip doubling of the dataset
-    cond: bool = False                   # condition on dataset labels
-    snap: float = 50                     # kimg between snapshots (checkpoint + grid + metrics)
-    keep: int = 3                        # checkpoints kept (plus the best by FID)
-    metrics: tuple[str, ...] = ()        # metrics at each snapshot, e.g. ('fid',)
-    metrics_num: int = 1000              # generated images for metrics during training
-    seed: int = 0
-    noise_mode: str = "random"           # noise inputs of G while training
-    freeze_d: int = 0                    # freeze the first N layers of D (fine-tuning)
-    log_every: float = 0.0               # kimg between log lines (0: every snapshot / 20 lines per run)
-    device: str = "cpu"
-    amp: str = "off"                     # 'off' | 'bf16' | 'fp16' (CUDA only)
-    compile: bool = False                # torch.compile the main phases' networks
-    workers: int = 0                     # data loader worker processes
+    # Base configuration and length.
+    cfg: str = opt("auto", "Base config (the official train.py presets): auto (from the resolution and the number "
+                   "of processes), stylegan2, paper256, paper512, paper1024 or cifar.", choices=CFG_NAMES)
+    data: str = opt("", "Dataset zip or folder (flowergan prepare).")
+    kimg: float | None = opt(None, "Length in thousands of real images shown to D (fractions ok) "
+                             "[default: from --cfg, 25000].")
+    batch: int | None = opt(None, "Total batch over all processes [default: from --cfg]. Like the official "
+                            "--batch, it keeps the base config's gamma and EMA half-life.")
+    batch_gpu: int | None = opt(None, "Images per process per forward pass; batch / (batch_gpu * processes) "
+                                "rounds are accumulated [default: from --cfg].")
+    gamma: float | None = opt(None, "R1 regularisation weight [default: from --cfg; auto = 0.0002 * res^2 / "
+                              "the base config's batch].")
+    lr: float | None = opt(None, "Adam learning rate of G and D [default: from --cfg, 0.0025; 0.002 at 1024].")
+    betas: tuple[float, float] = opt((0.0, 0.99), "Adam betas.", cli=False)
+    eps: float = opt(1e-8, "Adam epsilon.", cli=False)
+    ema_kimg: float | None = opt(None, "EMA half-life of G_ema in kimg [default: from --cfg; auto = batch * 10 "
+                                 "/ 32 of the base config].", flag="--ema")
+    ema_rampup: float | None = opt(None, "EMA ramp-up: half-life <= rampup * images so far; 0 turns it off "
+                                   "[default: from --cfg (0.05 or off); off when fine-tuning].")
+    # Regularisation.
+    r1_interval: int = opt(16, "Minibatches between R1 steps (lazy regularisation); 0: R1 in every D step.",
+                           group="Regularisation")
+    pl_interval: int = opt(4, "Minibatches between path-length steps; 0: in every G step.", group="Regularisation")
+    pl_weight: float | None = opt(None, "Path-length weight; 0 turns it off [default: 2; cifar: 0].",
+                                  group="Regularisation")
+    pl_decay: float = opt(0.01, "Decay of the path-length running mean.", cli=False)
+    pl_batch_shrink: int = opt(2, "Path-length minibatch shrink factor.", cli=False)
+    style_mixing: float | None = opt(None, "Style-mixing probability [default: 0.9; cifar: 0].",
+                                     group="Regularisation")
+    # Augmentation.
+    aug: str = opt("ada", "Augmentation: adaptive p, fixed p, or off.", choices=("ada", "fixed", "none"),
+                   group="Augmentation")
+    aug_preset: str = opt("bgc", "Augmentation pipeline.", choices=AUG_PRESETS, group="Augmentation")
+    p: float = opt(0.0, "Initial (ada) or fixed (fixed) augmentation probability.", group="Augmentation")
+    target: float = opt(0.6, "ADA target for r_t.", group="Augmentation")
+    ada_kimg: float | None = opt(None, "kimg for ADA's p to move by 1 [default: 500; 100 when fine-tuning].",
+                                 group="Augmentation")
+    ada_interval: int = opt(4, "Minibatches between ADA adjustments.", group="Augmentation")
+    mirror: bool = opt(False, "Double the dataset with x-flips.", group="Augmentation")
+    # Data, fine-tuning, snapshots.
+    cond: bool = opt(False, "Condition on the dataset labels (sets the label width from the data).")
+    finetune: str = opt("", "Start G, G_ema and D from this snapshot (our model folder, a run, or an official "
+                        ".pkl) with fresh optimisers; ada_kimg 100 and no EMA ramp-up unless given.",
+                        group="Fine-tuning")
+    freeze_d: int = opt(0, "Freeze the first N layers of D (fine-tuning).", group="Fine-tuning")
+    snap: float = opt(50, "kimg between snapshots (checkpoint + grid + metrics; fractions ok).", group="Snapshots")
+    keep: int = opt(3, "Checkpoints to keep (plus the best by FID).", group="Snapshots")
+    metrics: tuple[str, ...] = opt((), "Comma-separated metrics at each snapshot, e.g. fid.", group="Snapshots")
+    metrics_num: int = opt(1000, "Generated images per metric evaluation.", group="Snapshots")
+    log_every: float = opt(0.0, "kimg between log lines (0: 50 lines per run).", group="Snapshots")
+    seed: int = opt(0, "Random seed.")
+    noise_mode: str = opt("random", "Noise inputs of G during training.", choices=("random", "const", "none"))
+    # Device and precision.
+    device: str = opt("auto", "auto (CUDA when available), cpu, cuda or cuda:N (torchrun assigns "
+                      "cuda:LOCAL_RANK).", group="Performance")
+    amp: str = opt("auto", "Precision: auto (the official fp16 scheme on CUDA, fp32 on the CPU), fp16 (fp16 in the "
+                   "4 highest-resolution blocks of G and D, conv clamp 256), bf16 (autocast) or off (fp32).",
+                   choices=("auto", "fp16", "bf16", "off"), group="Performance")
+    compile: bool = opt(False, "torch.compile the main phases' networks.", group="Performance")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -59,6 +95,12 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "train config") -> TrainConfig:
         d = dict(d)
+        d.pop("workers", None)  # removed field (it was never used); older run configs still load
+        if "lr_g" in d or "lr_d" in d:  # older run configs: one learning rate for both networks since #11
+            lr_g, lr_d = d.pop("lr_g", None), d.pop("lr_d", None)
+            if lr_g is not None and lr_d is not None and lr_g != lr_d:
+                raise ConfigError(f"{where}: lr_g={lr_g} and lr_d={lr_d} differ; set one 'lr' for both networks")
+            d.setdefault("lr", lr_g if lr_g is not None else lr_d)
         if "betas" in d:
             d["betas"] = tuple(d["betas"])
         if "metrics" in d:
@@ -68,35 +110,71 @@ class TrainConfig:
     def replace(self, **kw: Any) -> TrainConfig:
         return dataclasses.replace(self, **kw)
 
+    def explicit(self) -> dict[str, Any]:
+        """The fields that differ from the defaults (what a user asked for), as JSON values."""
+        default = TrainConfig().to_dict()
+        return {k: v for k, v in self.to_dict().items() if v != default[k]}
+
     def validate(self) -> None:
-        if self.batch < 1:
-            raise ConfigError(f"batch={self.batch}: must be >= 1")
-        if self.kimg <= 0:
-            raise ConfigError(f"kimg={self.kimg}: must be > 0 (fractions such as 0.5 are fine)")
-        if self.snap <= 0:
-            raise ConfigError(f"snap={self.snap}: must be > 0 kimg")
+        """Refuse bad values with a message naming the option and the fix (before anything is created)."""
+        def finite(name: str, *, positive: bool = False, nonneg: bool = False, optional: bool = True) -> None:
+            v = getattr(self, name)
+            if v is None and optional:
+                return
+            flag = _flag(name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ConfigError(f"{flag} {v!r}: must be a finite number")
+            if positive and not v > 0:
+                raise ConfigError(f"{flag} {v}: must be > 0")
+            if nonneg and v < 0:
+                raise ConfigError(f"{flag} {v}: must be >= 0 (0 turns it off)")
+
+        if self.cfg not in CFG_NAMES:
+            raise ConfigError(f"--cfg {self.cfg!r}: choose one of {', '.join(CFG_NAMES)}")
+        for name in ("kimg", "snap", "lr", "ema_kimg", "ada_kimg"):
+            finite(name, positive=True)
+        for name in ("gamma", "pl_weight", "ema_rampup", "eps", "log_every"):
+            finite(name, nonneg=True)
+        for name in ("p", "target", "style_mixing"):
+            finite(name)
+            v = getattr(self, name)
+            if v is not None and not 0 <= v <= 1:
+                raise ConfigError(f"{_flag(name)} {v}: must be in [0, 1]")
+        for name, lo in (("batch", 1), ("batch_gpu", 1), ("seed", 0), ("r1_interval", 0), ("pl_interval", 0),
+                         ("ada_interval", 1), ("keep", 1), ("metrics_num", 2), ("freeze_d", 0),
+                         ("pl_batch_shrink", 1)):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ConfigError(f"{_flag(name)} {v!r}: must be an integer >= {lo}")
+        if len(self.betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"betas={self.betas}: two numbers in [0, 1)")
         if self.aug not in ("ada", "fixed", "none"):
-            raise ConfigError(f"aug={self.aug!r}: choose 'ada', 'fixed' or 'none'")
-        if self.amp not in ("off", "bf16", "fp16"):
-            raise ConfigError(f"amp={self.amp!r}: choose 'off', 'bf16' or 'fp16'")
-        if self.amp != "off" and not self.device.startswith("cuda"):
-            raise ConfigError(f"amp={self.amp!r} needs a CUDA device; on the CPU train in fp32 (--amp off)")
+            raise ConfigError(f"--aug {self.aug!r}: choose 'ada', 'fixed' or 'none'")
+        if self.aug_preset not in AUG_PRESETS:
+            raise ConfigError(f"--aug-preset {self.aug_preset!r}: choose one of {', '.join(AUG_PRESETS)}")
+        if self.amp not in ("auto", "off", "bf16", "fp16"):
+            raise ConfigError(f"--amp {self.amp!r}: choose 'auto', 'fp16', 'bf16' or 'off'")
         if self.noise_mode not in ("random", "const", "none"):
-            raise ConfigError(f"noise_mode={self.noise_mode!r}: choose 'random', 'const' or 'none'")
-        if not 0 <= self.p <= 1:
-            raise ConfigError(f"p={self.p}: must be in [0, 1]")
-        if self.pl_weight < 0 or (self.gamma is not None and self.gamma < 0):
-            raise ConfigError(f"pl_weight={self.pl_weight}, gamma={self.gamma}: regularisation weights must be >= 0 "
-                              f"(0 turns that regulariser off)")
-        if self.keep < 1:
-            raise ConfigError(f"keep={self.keep}: keep at least 1 checkpoint")
+            raise ConfigError(f"--noise-mode {self.noise_mode!r}: choose 'random', 'const' or 'none'")
+        dev = self.device.split(":")[0]
+        if dev not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"--device {self.device!r}: choose auto, cpu, cuda or cuda:N")
+        if self.metrics:
+            from flowergan.metrics.registry import ALIASES, METRICS
+
+            unknown = [m for m in self.metrics if m not in METRICS and m not in ALIASES]
+            if unknown:
+                raise ConfigError(f"--metrics: unknown {', '.join(map(repr, unknown))}; available: "
+                                  f"{', '.join(sorted(METRICS) + sorted(ALIASES))}")
 
 
-def resolve_auto(cfg: TrainConfig, resolution: int) -> TrainConfig:
-    """Fill the `auto` hyperparameters the official trainer derives from resolution and batch."""
-    changes: dict[str, Any] = {}
-    if cfg.gamma is None:
-        changes["gamma"] = 0.0002 * resolution**2 / cfg.batch
-    if cfg.ema_kimg is None:
-        changes["ema_kimg"] = cfg.batch * 10 / 32
-    return cfg.replace(**changes)
+def _flag(name: str) -> str:
+    f = next(f for f in dataclasses.fields(TrainConfig) if f.name == name)
+    return f.metadata.get("flag") or "--" + name.replace("_", "-")
+
+
+def flag_of(name: str) -> str:
+    """The CLI flag of TrainConfig field `name` (e.g. 'ema_kimg' -> '--ema')."""
+    return _flag(name)

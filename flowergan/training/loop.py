@@ -19,7 +19,7 @@ from flowergan.config import ModelConfig, save_json
 from flowergan.networks import build_networks
 from flowergan.networks.resolve import list_checkpoints
 from flowergan.training import checkpoint as ckpt
-from flowergan.training.config import TrainConfig, resolve_auto
+from flowergan.training.config import TrainConfig
 from flowergan.training.distributed import (
     DistInfo,
     all_reduce_mean_grads,
@@ -37,6 +37,7 @@ from flowergan.training.progress import (
     rewind_run,
     save_grid,
 )
+from flowergan.training.recipe import resolve
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,25 @@ def latest_run(out: Path) -> Path | None:
     return runs[-1] if runs else None
 
 
+def load_start_networks(path: str | Path) -> dict[str, Any]:
+    """A snapshot to fine-tune from (our model or run folder, or an official .pkl, read safely) ->
+    {'config', 'G', 'G_ema', 'D'}, each network from its own tensors (None where the file has none)."""
+    from flowergan.networks.resolve import resolve_network
+
+    kind, src = resolve_network(path)
+    if kind == "official":
+        from flowergan.compat.official import load_official_pickle
+
+        d = load_official_pickle(src)
+    else:
+        from flowergan.networks.store import load_model_dir
+
+        d = load_model_dir(src, which=("G", "G_ema", "D"))
+    if d.get("G") is None and d.get("G_ema") is None:
+        raise ValueError(f"--finetune {path}: {src} holds no generator weights")
+    return {"config": d["config"], "G": d.get("G"), "G_ema": d.get("G_ema"), "D": d.get("D"), "source": src}
+
+
 def images_to_float(x: torch.Tensor) -> torch.Tensor:
     """uint8 [N, C, H, W] -> float32 in [-1, 1]."""
     return x.to(torch.float32) / 127.5 - 1
@@ -78,20 +98,19 @@ class Trainer:
     def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig, run_dir: Path | None, dataset, *,
                  device: torch.device, info: DistInfo = DistInfo(), resume: Path | None = None,
                  init_modules: dict[str, torch.nn.Module] | None = None, sampler_cls=None):
-        cfg.validate()
-        self.cfg = cfg = resolve_auto(cfg, model_cfg.resolution)
+        """`cfg` may leave options to its base config (None fields); they are resolved here exactly as
+        `flowergan train` resolves them (`recipe.resolve`). `model_cfg` is taken as given (its precision
+        fields follow `cfg.amp` when left at 0 / None). `init_modules`: {'G', 'G_ema', 'D'} to start from
+        (fine-tuning; each network from its own tensors)."""
+        if cfg.device.split(":")[0] != device.type:
+            cfg = cfg.replace(device=str(device))
+        r = resolve(cfg, model_cfg, resolution=model_cfg.resolution, world_size=info.world_size,
+                    cuda=device.type == "cuda")
+        self.resolved = r
+        self.cfg = cfg = r.train
+        self.model_cfg = model_cfg = r.model
         self.info, self.device, self.run_dir, self.dataset = info, device, run_dir, dataset
-        if cfg.batch % info.world_size != 0:
-            raise ValueError(f"--batch {cfg.batch} must be divisible by the number of processes ({info.world_size})")
-        self.batch_gpu = cfg.batch // info.world_size
-        if model_cfg.mbstd_group > self.batch_gpu:
-            log.info("minibatch-stddev group %d > per-process batch %d: using %d", model_cfg.mbstd_group,
-                     self.batch_gpu, self.batch_gpu)
-            model_cfg = model_cfg.replace(mbstd_group=self.batch_gpu)
-        if model_cfg.mbstd_group and self.batch_gpu % model_cfg.mbstd_group != 0:
-            raise ValueError(f"per-process batch {self.batch_gpu} is not a multiple of the minibatch-stddev group "
-                             f"{model_cfg.mbstd_group}; change --batch or --set mbstd_group=...")
-        self.model_cfg = model_cfg
+        self.batch_gpu, self.rounds = r.batch_gpu, r.rounds
         if device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -99,15 +118,19 @@ class Trainer:
 
         # Networks: identical on every rank (same seed), then rank 0's copy is broadcast anyway.
         G, D = build_networks(model_cfg, seed=cfg.seed)
-        if init_modules:
-            for name, src in (("G", init_modules.get("G_ema") or init_modules.get("G")), ("D", init_modules.get("D"))):
-                if src is not None:
-                    (G if name == "G" else D).load_state_dict(src.state_dict())
         self.G = G.to(device).train().requires_grad_(False)
         self.D = D.to(device).train().requires_grad_(False)
         self.G_ema = copy.deepcopy(self.G).eval()
-        if init_modules and init_modules.get("G_ema") is not None:
-            self.G_ema.load_state_dict(init_modules["G_ema"].state_dict())
+        if init_modules is None and cfg.finetune and resume is None:
+            init_modules = load_start_networks(cfg.finetune)
+        if init_modules:  # the official resume: G -> G, G_ema -> G_ema, D -> D
+            def pick(*names):
+                return next((init_modules[k] for k in names if init_modules.get(k) is not None), None)
+
+            srcs = {"G": pick("G", "G_ema"), "G_ema": pick("G_ema", "G"), "D": pick("D")}
+            for name, src in srcs.items():
+                if src is not None:
+                    getattr(self, name).load_state_dict(src.state_dict())
         for m in (self.G, self.D, self.G_ema):
             broadcast_module(m, info)
         self.frozen_d = self._frozen_d_params(cfg.freeze_d)
@@ -126,13 +149,13 @@ class Trainer:
         # Phases and optimisers with the lazy-regularisation correction of lr and betas.
         self.phases = make_phases(cfg.r1_interval, cfg.pl_interval)
         self.opts: dict[str, torch.optim.Optimizer] = {}
-        for module, lr in (("G", cfg.lr_g), ("D", cfg.lr_d)):
+        for module, lr in (("G", cfg.lr), ("D", cfg.lr)):
             ratio = next(p.lr_ratio for p in self.phases if p.module == module)
             net = self.G if module == "G" else self.D
             self.opts[module] = torch.optim.Adam(net.parameters(), lr=lr * ratio,
                                                  betas=(cfg.betas[0] ** ratio, cfg.betas[1] ** ratio), eps=cfg.eps)
         autocast = None
-        if cfg.amp == "bf16":
+        if r.amp == "bf16":
             autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16)  # noqa: E731
         synth_main = D_main = None
         if cfg.compile:  # compiled callables for the main phases only (regularisers need double backward)
@@ -173,7 +196,7 @@ class Trainer:
         return net
 
     def next_real(self) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = self.sampler.take(self.batch_gpu)
+        idx = self.sampler.take(self.batch_gpu * self.rounds)
         img, lab = self.dataset.get_batch(idx)
         img = images_to_float(torch.from_numpy(np.ascontiguousarray(img)).to(self.device, non_blocking=True))
         c = torch.from_numpy(np.asarray(lab, dtype=np.float32)).to(self.device)
@@ -194,12 +217,14 @@ class Trainer:
              gen_c: torch.Tensor | None = None, phases: list[str] | None = None) -> dict[str, torch.Tensor]:
         """One training iteration (all due phases, EMA, ADA). Inputs may be given explicitly (tests)."""
         cfg = self.cfg
-        real_img, real_c = real if real is not None else self.next_real()
-        n_ph = len(self.phases)
+        real_img, real_c = real if real is not None else self.next_real()  # [rounds * batch_gpu, ...]
+        n_ph, n = len(self.phases), real_img.shape[0]
         if gen_z is None:
-            gen_z = torch.randn([n_ph, self.batch_gpu, self.model_cfg.z_dim], device=self.device)
+            gen_z = torch.randn([n_ph, n, self.model_cfg.z_dim], device=self.device)
         if gen_c is None:
-            gen_c = self.sample_c(n_ph * self.batch_gpu).reshape(n_ph, self.batch_gpu, -1)
+            gen_c = self.sample_c(n_ph * n).reshape(n_ph, n, -1)
+        rounds = max(n // self.batch_gpu, 1)
+        bg = n // rounds
         all_stats: dict[str, torch.Tensor] = {}
         for i, phase in enumerate(self.phases):
             if self.batch_idx % phase.interval != 0 or (phases is not None and phase.name not in phases):
@@ -209,7 +234,12 @@ class Trainer:
             opt = self.opts[phase.module]
             opt.zero_grad(set_to_none=True)
             net = self._set_trainable(phase.module)
-            stats = self.loss.accumulate(phase.name, real_img, real_c, gen_z[i], gen_c[i], gain=phase.interval)
+            per_round = []
+            for k in range(rounds):  # gradients add up over the rounds, as in the official loop
+                sl = slice(k * bg, (k + 1) * bg)
+                per_round.append(self.loss.accumulate(phase.name, real_img[sl], real_c[sl], gen_z[i][sl],
+                                                      gen_c[i][sl], gain=phase.interval))
+            stats = {key: torch.stack([st[key] for st in per_round]).mean() for key in per_round[0]}
             net.requires_grad_(False)
             params = [p for p in net.parameters() if p.grad is not None]
             all_reduce_mean_grads(params, self.info)
@@ -217,7 +247,7 @@ class Trainer:
                 p.grad.nan_to_num_(nan=0, posinf=1e5, neginf=-1e5)
             opt.step()
             all_stats.update(stats)
-        update_ema(self.G_ema, self.G, ema_beta(cfg.batch, cfg.ema_kimg, self.cur_nimg, cfg.ema_rampup))
+        update_ema(self.G_ema, self.G, ema_beta(cfg.batch, cfg.ema_kimg, self.cur_nimg, cfg.ema_rampup or None))
         self.cur_nimg += cfg.batch
         self.batch_idx += 1
         if self.ada is not None:

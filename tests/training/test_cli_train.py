@@ -89,12 +89,13 @@ def test_bad_options_have_clear_errors(tmp_path, flowers16):
     r = CliRunner().invoke(cli, ["train", "--out", str(tmp_path / "none"), "--resume", "latest"])
     assert r.exit_code != 0 and "no run with a checkpoint" in r.output
     r = CliRunner().invoke(cli, ["train", "--data", str(flowers16), "--out", str(tmp_path), *SMALL, "--dry-run"])
-    assert r.exit_code == 0 and json.loads(r.stdout)["train"]["gamma"] == pytest.approx(0.0002 * 256 / 4)
+    # the official --batch rule: gamma stays that of auto's batch at 16x16 (32), not of --batch 4
+    assert r.exit_code == 0 and json.loads(r.stdout)["train"]["gamma"] == pytest.approx(0.0002 * 256 / 32)
     assert not any(Path(tmp_path).iterdir()), "--dry-run writes nothing"
     r = CliRunner().invoke(cli, ["train", "--data", str(flowers16), "--out", str(tmp_path), *SMALL, "--dry-run",
                                  "--pl-weight", "0", "--style-mixing", "0", "--lr", "0.004"])
     train = json.loads(r.stdout)["train"]
-    assert (train["pl_weight"], train["style_mixing"], train["lr_g"], train["lr_d"]) == (0, 0, 0.004, 0.004)
+    assert (train["pl_weight"], train["style_mixing"], train["lr"]) == (0, 0, 0.004)
 
 
 def test_conditional_training_takes_classes_from_labels(tmp_path):

@@ -1,0 +1,210 @@
+"""The one resolver: (model fields, train config, resolution, process count, device) -> the run's final
+settings, following the official StyleGAN2-ADA train.py (`--cfg` presets, the `auto` formulas and its
+override rules). `flowergan train`, `train --dry-run`, `bench --what train` and `Trainer` all use it.
+
+Priority, highest first: an explicit value (flag, --set, --config, a TrainConfig/ModelConfig field given in
+Python) > the model preset's fields (--preset tiny) > what --cfg derives > the dataclass defaults.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, fields
+from typing import Any
+
+from flowergan.config import PRESET_FIELDS, ConfigError, ModelConfig
+from flowergan.training.config import TrainConfig, flag_of
+
+log = logging.getLogger(__name__)
+
+# The official train.py base configs (ref_gpus -1: the `auto` formulas below).
+CFG_SPECS: dict[str, dict[str, Any]] = {
+    "auto":      dict(ref_gpus=-1, kimg=25000,  mb=-1, mbstd=-1, fmaps=-1,  lrate=-1,     gamma=-1,   ema=-1,  ramp=0.05, map=2),   # noqa: E501
+    "stylegan2": dict(ref_gpus=8,  kimg=25000,  mb=32, mbstd=4,  fmaps=1,   lrate=0.002,  gamma=10,   ema=10,  ramp=None, map=8),   # noqa: E501
+    "paper256":  dict(ref_gpus=8,  kimg=25000,  mb=64, mbstd=8,  fmaps=0.5, lrate=0.0025, gamma=1,    ema=20,  ramp=None, map=8),   # noqa: E501
+    "paper512":  dict(ref_gpus=8,  kimg=25000,  mb=64, mbstd=8,  fmaps=1,   lrate=0.0025, gamma=0.5,  ema=20,  ramp=None, map=8),   # noqa: E501
+    "paper1024": dict(ref_gpus=8,  kimg=25000,  mb=32, mbstd=4,  fmaps=1,   lrate=0.002,  gamma=2,    ema=10,  ramp=None, map=8),   # noqa: E501
+    "cifar":     dict(ref_gpus=2,  kimg=100000, mb=64, mbstd=32, fmaps=1,   lrate=0.0025, gamma=0.01, ema=500, ramp=0.05, map=2),   # noqa: E501
+}
+FP16_RES, CONV_CLAMP = 4, 256          # the official mixed-precision scheme
+PRECISION_FIELDS = ("num_fp16_res", "conv_clamp")
+
+SUMMARY_KEYS = ("cfg", "resolution", "world_size", "batch", "batch_gpu", "rounds", "mbstd_group", "channel_base",
+                "channel_max", "map_layers", "z_dim", "w_dim", "lr", "gamma", "ema_kimg", "ema_rampup", "kimg",
+                "num_fp16_res", "conv_clamp", "pl_weight", "style_mixing", "d_architecture", "amp", "device",
+                "ada_kimg", "aug", "mirror", "finetune")
+
+
+def cfg_spec(cfg: str, resolution: int, world_size: int) -> dict[str, Any]:
+    """The official base config `cfg` for this resolution and process count (train.py's `spec`)."""
+    if cfg not in CFG_SPECS:
+        raise ConfigError(f"--cfg {cfg!r}: choose one of {', '.join(CFG_SPECS)}")
+    spec = dict(CFG_SPECS[cfg])
+    if cfg == "auto":
+        gpus, res = world_size, resolution
+        spec["ref_gpus"] = gpus
+        spec["mb"] = max(min(gpus * min(4096 // res, 32), 64), gpus)  # keeps memory in check at high res
+        spec["mbstd"] = min(spec["mb"] // gpus, 4)
+        spec["fmaps"] = 1 if res >= 512 else 0.5
+        spec["lrate"] = 0.002 if res >= 1024 else 0.0025
+        spec["gamma"] = 0.0002 * res**2 / spec["mb"]
+        spec["ema"] = spec["mb"] * 10 / 32
+    return spec
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A run's final settings: every TrainConfig field concrete, the full model config, the process layout."""
+
+    model: ModelConfig
+    train: TrainConfig
+    world_size: int
+    batch_gpu: int                  # images per process per forward pass
+    rounds: int                     # accumulation rounds per iteration: batch = batch_gpu * world_size * rounds
+    device: str                     # 'cpu' or 'cuda' (or 'cuda:N')
+    amp: str                        # 'off', 'fp16' or 'bf16'
+
+    def summary(self) -> dict[str, Any]:
+        """The flat dictionary `train --dry-run --json` prints."""
+        m, t = self.model, self.train
+        d = {"cfg": t.cfg, "resolution": m.resolution, "world_size": self.world_size, "batch": t.batch,
+             "batch_gpu": self.batch_gpu, "rounds": self.rounds, "mbstd_group": m.mbstd_group,
+             "channel_base": m.channel_base, "channel_max": m.channel_max, "map_layers": m.map_layers,
+             "z_dim": m.z_dim, "w_dim": m.w_dim, "lr": t.lr, "gamma": t.gamma, "ema_kimg": t.ema_kimg,
+             "ema_rampup": t.ema_rampup or None, "kimg": t.kimg, "num_fp16_res": m.num_fp16_res,
+             "conv_clamp": m.conv_clamp, "pl_weight": t.pl_weight, "style_mixing": t.style_mixing,
+             "d_architecture": m.d_architecture, "amp": self.amp, "device": self.device, "ada_kimg": t.ada_kimg,
+             "aug": t.aug, "mirror": t.mirror, "finetune": t.finetune or None}
+        assert tuple(d) == SUMMARY_KEYS
+        return d
+
+
+def preset_fields(name: str) -> dict[str, Any]:
+    """The explicit model fields a preset sets (`auto-128` sets none: everything follows --cfg)."""
+    if name not in PRESET_FIELDS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESET_FIELDS)}")
+    return dict(PRESET_FIELDS[name])
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def resolve(train: TrainConfig, model: ModelConfig | dict[str, Any], *, resolution: int | None = None,
+            world_size: int = 1, cuda: bool | None = None) -> Resolved:
+    """Resolve a run's settings.
+
+    Args:
+        train: the requested training options (None fields: from `train.cfg`).
+        model: explicit model fields (preset fields and flags, as a dict; see `preset_fields`), or a whole
+            ModelConfig (Python API: its architecture is kept as given; its precision fields follow `amp`
+            while they are at their defaults 0 / None).
+        resolution: the dataset's resolution (default: the model's `resolution` field, else 128).
+        world_size: the number of training processes.
+        cuda: whether CUDA is available (None: ask torch); decides `device auto` and `amp auto`.
+
+    Raises ConfigError naming the option and the fix; nothing is built.
+    """
+    train.validate()
+    if world_size < 1:
+        raise ConfigError(f"world size {world_size}: must be >= 1 (WORLD_SIZE in the environment)")
+    if isinstance(model, ModelConfig):
+        explicit = model.to_dict()
+        for name in PRECISION_FIELDS:
+            if explicit[name] in (0, None):
+                explicit.pop(name)
+    else:
+        explicit = dict(model)
+        unknown = sorted(set(explicit) - {f.name for f in fields(ModelConfig)})
+        if unknown:
+            raise ConfigError(f"model fields {unknown} are unknown; valid: {sorted(f.name for f in fields(ModelConfig))}")
+    res = int(resolution or explicit.get("resolution") or ModelConfig().resolution)
+    explicit["resolution"] = res  # the data decides; the CLI checks an explicit --resolution against it first
+
+    # Device and precision.
+    device = train.device
+    if device == "auto":
+        device = "cuda" if (cuda_available() if cuda is None else cuda) else "cpu"
+    on_cuda = device.startswith("cuda")
+    amp = train.amp if train.amp != "auto" else ("fp16" if on_cuda else "off")
+    if amp == "fp16" and not on_cuda:
+        raise ConfigError("--amp fp16: the fp16 blocks run in float16 only on CUDA; on the CPU train in fp32 "
+                          "(--amp off or auto), or use --device cuda")
+
+    spec = cfg_spec(train.cfg, res, world_size)
+    t = train
+    # Batch: `--batch` overrides batch and batch_gpu only (gamma and EMA stay as the base config resolves them).
+    batch = t.batch if t.batch is not None else spec["mb"]
+    if batch % world_size != 0:
+        raise ConfigError(f"--batch {batch} must be divisible by the number of processes ({world_size})")
+    if t.batch_gpu is not None:
+        batch_gpu = t.batch_gpu
+    elif t.batch is not None:
+        batch_gpu = batch // world_size
+    else:
+        batch_gpu = max(spec["mb"] // spec["ref_gpus"], 1)
+    if batch % (batch_gpu * world_size) != 0:
+        raise ConfigError(f"--batch {batch} is not a multiple of --batch-gpu {batch_gpu} x {world_size} "
+                          f"process(es); choose --batch-gpu dividing {batch // world_size}")
+    finetune = bool(t.finetune)
+    cifar = t.cfg == "cifar"
+    train = t.replace(
+        batch=batch, batch_gpu=batch_gpu,
+        kimg=t.kimg if t.kimg is not None else spec["kimg"],
+        gamma=t.gamma if t.gamma is not None else spec["gamma"],
+        lr=t.lr if t.lr is not None else spec["lrate"],
+        ema_kimg=t.ema_kimg if t.ema_kimg is not None else spec["ema"],
+        ema_rampup=t.ema_rampup if t.ema_rampup is not None else (0.0 if finetune else (spec["ramp"] or 0.0)),
+        pl_weight=t.pl_weight if t.pl_weight is not None else (0.0 if cifar else 2.0),
+        style_mixing=t.style_mixing if t.style_mixing is not None else (0.0 if cifar else 0.9),
+        ada_kimg=t.ada_kimg if t.ada_kimg is not None else (100.0 if finetune else 500.0),
+        device=device, amp=amp)
+
+    # Model: defaults < cfg-derived < explicit (preset fields, flags).
+    derived = {"channel_base": int(spec["fmaps"] * 32768), "channel_max": 512, "map_layers": spec["map"],
+               "mbstd_group": spec["mbstd"], "d_architecture": "orig" if cifar else "resnet",
+               "num_fp16_res": FP16_RES if amp == "fp16" else 0, "conv_clamp": CONV_CLAMP if amp == "fp16" else None,
+               "resolution": res}
+    fields_ = {**derived, **explicit}
+    if fields_["mbstd_group"] > batch_gpu:  # the official networks use min(group, batch) at run time
+        log.info("minibatch-stddev group %d > per-process batch %d: using %d", fields_["mbstd_group"], batch_gpu,
+                 batch_gpu)
+        fields_["mbstd_group"] = batch_gpu
+    try:
+        model_cfg = ModelConfig(**fields_)
+    except (ConfigError, TypeError) as e:
+        raise ConfigError(str(e)) from None
+    if model_cfg.mbstd_group and batch_gpu % model_cfg.mbstd_group != 0:
+        raise ConfigError(f"the per-process batch {batch_gpu} (--batch {batch} over {world_size} process(es)) is not "
+                          f"a multiple of the minibatch-stddev group {model_cfg.mbstd_group}; change --batch "
+                          f"or --set mbstd_group=N with N dividing {batch_gpu}")
+    return Resolved(model=model_cfg, train=train, world_size=world_size, batch_gpu=batch_gpu,
+                    rounds=batch // (batch_gpu * world_size), device=device, amp=amp)
+
+
+# Options that may change on --resume: they do not alter the training trajectory.
+RESUME_MUTABLE = ("kimg", "snap", "keep", "metrics", "metrics_num", "log_every")
+
+
+def resume_conflicts(saved: TrainConfig, given: dict[str, Any]) -> list[str]:
+    """Messages for options given with --resume that differ from the checkpoint's settings."""
+    cur = saved.to_dict()
+    out = []
+    for name, value in given.items():
+        if name in RESUME_MUTABLE or name not in cur:
+            continue
+        if _norm(value) != _norm(cur[name]):
+            out.append(f"{flag_of(name)} {_show(value)} conflicts with the run's {_show(cur[name])}")
+    return out
+
+
+def _norm(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, (list, tuple)):
+        return ",".join(map(str, v)) or "(none)"
+    return str(v)
