@@ -121,8 +121,7 @@ def _plan(kw: dict) -> _Plan:
     if kw["resume"]:
         if kw["config_file"]:
             raise click.UsageError("--resume continues with the run's own config.json; drop --config")
-        run_dir, resume_ckpt = _find_resume(kw["resume"], Path(kw["out_dir"]))
-        saved = json.loads((run_dir / "config.json").read_text())
+        run_dir, resume_ckpt, saved = _find_resume(kw["resume"], Path(kw["out_dir"]))
         try:
             saved_train = TrainConfig.from_dict(saved["train"])
             saved_model = ModelConfig.from_dict(saved["model"])
@@ -285,20 +284,18 @@ def _is_main() -> bool:
     return os.environ.get("RANK", "0") in ("", "0")
 
 
-def _find_resume(arg: str, out_dir: Path) -> tuple[Path, Path]:
-    from flowergan.networks.resolve import list_checkpoints
-    from flowergan.training.loop import latest_run
+def _find_resume(arg: str, out_dir: Path) -> tuple[Path, Path, dict[str, Any]]:
+    """(run folder, newest checkpoint that loads and verifies, the run's saved options); skipped ones are named."""
+    from flowergan.config import ConfigError
+    from flowergan.training.checkpoint import find_resume
 
-    target = latest_run(out_dir) if arg == "latest" else Path(arg)
-    if target is None:
-        raise click.UsageError(f"--resume latest: no run with a checkpoint under {out_dir}")
-    if not target.exists():
-        raise click.UsageError(f"--resume {arg}: no such folder")
-    if list_checkpoints(target):
-        return target, list_checkpoints(target)[-1]
-    if (target / "train_state.json").is_file():
-        return target.parent.parent, target
-    raise click.UsageError(f"--resume {target}: neither a run folder with checkpoints/ nor a checkpoint")
+    try:
+        point = find_resume(arg, out_dir)
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from None
+    for skipped, why in point.skipped:
+        click.echo(f"--resume: skipped {skipped.name}: {why}", err=True)
+    return point.run_dir, point.checkpoint, point.run_config
 
 
 def _read_config_file(path: Path):

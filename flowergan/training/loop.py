@@ -30,7 +30,7 @@ from flowergan.training.distributed import (
 from flowergan.training.ema import ema_beta, update_ema
 from flowergan.training.loggers import RunLoggers
 from flowergan.training.phases import StyleGAN2Loss, make_phases
-from flowergan.training.progress import StatsAccumulator, plot_progress, save_grid
+from flowergan.training.progress import StatsAccumulator, grid_name, plot_progress, rewind_run, save_grid
 from flowergan.training.recipe import resolve
 
 log = logging.getLogger(__name__)
@@ -361,6 +361,8 @@ def train(trainer: Trainer, *, progress: bool = True) -> dict[str, Any]:
     log_nimg = int(round(cfg.log_every * 1000)) if cfg.log_every > 0 else max(total // 50, cfg.batch)
     logger = None
     if info.is_main and run_dir is not None:
+        if trainer.cur_nimg > 0:  # resumed: forget what a killed process wrote after the checkpoint
+            rewind_run(run_dir, trainer.cur_nimg / 1000)
         logger = RunLoggers(run_dir, cfg.log, config={"model": trainer.model_cfg.to_dict(), "train": cfg.to_dict()})
     if logger is not None and trainer.cur_nimg == 0:
         reals = trainer.dataset.get_batch(np.arange(min(GRID_SIZE, len(trainer.dataset))))[0]
@@ -427,8 +429,9 @@ def _postfix(rec: dict[str, Any]) -> str:
 
 
 def _snapshot(trainer: Trainer, logger: RunLoggers | None, done: bool) -> None:
-    """Metrics (under fork_rng, on every rank), then on rank 0: checkpoint (with the RNG state of this exact
-    moment), grid, log line, plot."""
+    """Metrics (under fork_rng, on every rank), then on rank 0: grid and metrics line, then the checkpoint
+    (with the RNG state of this exact moment), plot. The checkpoint appears last, so after a kill -9 every
+    checkpoint has its grid and log lines; anything written past the resumed checkpoint is dropped on resume."""
     run_dir = trainer.run_dir
     metrics = trainer.run_metrics() if trainer.cfg.metrics else {}
     if not trainer.info.is_main or run_dir is None:
@@ -437,14 +440,14 @@ def _snapshot(trainer: Trainer, logger: RunLoggers | None, done: bool) -> None:
     name = ckpt.checkpoint_name(trainer.cur_nimg)
     if "fid" in metrics and (not trainer.best or metrics["fid"] < trainer.best.get("fid", math.inf)):
         trainer.best = {"fid": metrics["fid"], "kimg": kimg, "checkpoint": name}
-    path = trainer.save_checkpoint({"metrics": metrics})
     (run_dir / "samples").mkdir(exist_ok=True)
     with torch.random.fork_rng(devices=[]):
-        grid = save_grid(trainer.fixed_grid(), run_dir / "samples" / f"fakes-{kimg:010.3f}kimg.png")
+        grid = save_grid(trainer.fixed_grid(), run_dir / "samples" / grid_name(kimg))
     if logger is not None:
         logger.image("fakes", grid, kimg)
     if logger is not None and metrics:
         logger.write({"kimg": kimg, **{f"Metrics/{k}": v for k, v in metrics.items()}})
+    path = trainer.save_checkpoint({"metrics": metrics})
     plot_progress(run_dir / "log.jsonl", run_dir / "progress.png")
     save_json({"checkpoint": str(path), "kimg": kimg, "best": trainer.best, "done": done}, run_dir / "latest.json")
     log.info("snapshot at %.3f kimg -> %s%s", kimg, path,

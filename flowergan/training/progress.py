@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,55 @@ def read_log(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:  # a line cut by a crash
             continue
     return out
+
+
+GRID_NAME = re.compile(r"^fakes-(\d+\.\d+)kimg\.png$")
+
+
+def grid_name(kimg: float) -> str:
+    """File name of the sample grid at `kimg` (inside run/samples/)."""
+    return f"fakes-{kimg:010.3f}kimg.png"
+
+
+def rewind_run(run_dir: Path, kimg: float) -> dict[str, int]:
+    """After a crash, make the run folder agree with the checkpoint at `kimg` that training resumes from:
+    log.jsonl lines past `kimg` (and lines cut by the crash) are dropped, sample grids past `kimg` deleted.
+    The resumed run writes them again (identically: resume is exact). Returns what was removed."""
+    run_dir = Path(run_dir)
+    removed = {"log_lines": 0, "grids": 0}
+    path = run_dir / "log.jsonl"
+    if path.is_file():
+        kept = []
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                rec = json.loads(line)
+                ok = isinstance(rec, dict) and not (isinstance(rec.get("kimg"), (int, float))
+                                                    and rec["kimg"] > kimg + 1e-9)
+            except json.JSONDecodeError:
+                ok = False
+            if ok:
+                kept.append(line)
+            else:
+                removed["log_lines"] += 1
+        if removed["log_lines"]:
+            atomic_write(path, lambda tmp: Path(tmp).write_text("".join(line + "\n" for line in kept),
+                                                                encoding="utf-8"))
+    samples = run_dir / "samples"
+    if samples.is_dir():
+        for p in samples.iterdir():
+            m = GRID_NAME.match(p.name)
+            if m and float(m.group(1)) > kimg + 1e-9:
+                p.unlink()
+                removed["grids"] += 1
+    for folder in (run_dir, samples):  # half-written temp files of the killed process (grid, log, plot, json)
+        if folder.is_dir():
+            for p in folder.iterdir():
+                if p.is_file() and p.name.startswith(".") and ".tmp" in p.name:
+                    p.unlink(missing_ok=True)
+    if any(removed.values()):
+        log.info("resume at %.3f kimg: dropped %d log line(s) and %d sample grid(s) written after that checkpoint",
+                 kimg, removed["log_lines"], removed["grids"])
+    return removed
 
 
 def save_grid(images: torch.Tensor, path: Path, cols: int | None = None) -> np.ndarray:
