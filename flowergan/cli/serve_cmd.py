@@ -14,12 +14,14 @@ import click
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA if available), cpu, cuda…")
 @click.option("--queue-size", type=click.IntRange(min=1), default=4, show_default=True,
               help="Generation requests that may wait; more get 503.")
-@click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
+@click.option("--timeout", type=click.FloatRange(min=1, max=3600), default=60.0, show_default=True,
               help="Seconds a request may wait for its images (then 504).")
 @click.option("--max-frames", type=click.IntRange(min=2, max=512), default=64, show_default=True,
               help="Most frames per latent walk.")
 @click.option("--max-batch", type=click.IntRange(min=1, max=256), default=16, show_default=True,
               help="Most seeds per generate request.")
+@click.option("--max-connections", type=click.IntRange(min=1, max=4096), default=64, show_default=True,
+              help="Open connections served at once; more are answered 503 (with Retry-After).")
 @click.option("--directions", "dir_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Directions file(s) for the sliders (flowergan directions); default: the model's "
                    "directions/ folder. More can be computed from the page.")
@@ -28,8 +30,8 @@ import click
                    "does not record them.")
 @click.option("--max-project-steps", type=click.IntRange(1, 5000), default=500, show_default=True,
               help="Most optimisation steps for a photo uploaded for projection.")
-def serve(network, host, port, device, queue_size, timeout, max_frames, max_batch, dir_files, classes,
-          max_project_steps):
+def serve(network, host, port, device, queue_size, timeout, max_frames, max_batch, max_connections, dir_files,
+          classes, max_project_steps):
     """Explore a model in the browser: seed grid, classes, truncation, style mixing, looping walks (GIF/MP4),
     direction sliders, photo projection and editing; the page's state is in its URL.
 
@@ -70,7 +72,8 @@ def serve(network, host, port, device, queue_size, timeout, max_frames, max_batc
     with _usage_errors():
         for f in dir_files:
             dirs.append((Path(f).stem, Directions.load(f)))
-    limits = Limits(max_batch=max_batch, max_frames=max_frames, queue_size=queue_size, timeout_s=timeout)
+    limits = Limits(max_batch=max_batch, max_frames=max_frames, queue_size=queue_size, timeout_s=timeout,
+                    max_connections=max_connections)
     extra = {}  # only what differs from make_server's defaults
     if dirs:
         extra["directions"] = dirs

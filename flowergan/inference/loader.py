@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -22,6 +22,7 @@ class LoadedModel:
     device: torch.device
     augment_p: float = 0.0
     class_names: list[str] | None = None  # the dataset's class names, when the checkpoint recorded them
+    meta: dict = field(default_factory=dict)  # the model folder's config.json (kimg, train, metrics, ...)
 
 
 def load_networks(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
@@ -33,10 +34,10 @@ def load_networks(path: str | Path, device: str | torch.device = "cpu") -> Loade
         from flowergan.compat.official import load_official_pickle
 
         d = load_official_pickle(src)
-        cfg, aug_p = d["config"], d["augment_p"]
+        cfg, aug_p, meta = d["config"], d["augment_p"], {"augment_p": d["augment_p"], "source_pickle": src.name}
     else:
         d = load_model_dir(src)
-        cfg, aug_p = d["config"], float(d["meta"].get("augment_p", 0.0))
+        cfg, aug_p, meta = d["config"], float(d["meta"].get("augment_p", 0.0)), d["meta"]
         names = d["meta"].get("class_names")
     G = d["G_ema"] if d.get("G_ema") is not None else d["G"]
     if G is None:
@@ -46,5 +47,5 @@ def load_networks(path: str | Path, device: str | torch.device = "cpu") -> Loade
     if D is not None:
         D = D.to(device).eval().requires_grad_(False)
     ok = isinstance(names, list) and len(names) == G.c_dim and all(isinstance(n, str) for n in names)
-    return LoadedModel(G=G, D=D, config=cfg, source=src, device=device, augment_p=aug_p,
+    return LoadedModel(G=G, D=D, config=cfg, source=src, device=device, augment_p=aug_p, meta=meta,
                        class_names=[n[:80] for n in names] if ok else None)

@@ -160,6 +160,7 @@ def test_training_records_the_dataset_class_names(tmp_path):
     cfg = preset("tiny").replace(resolution=16, channel_base=256, channel_max=32, z_dim=16, w_dim=16,
                                  c_dim=ds.label_dim)
     tcfg = TrainConfig(batch=4, kimg=0.008, snap=0.008, aug="none", seed=0, keep=1)
+    (tmp_path / "run").mkdir()
     train(Trainer(cfg, tcfg, tmp_path / "run", ds, device=torch.device("cpu")), progress=False)
     ckpt = list_checkpoints(tmp_path / "run")[-1]
     assert flowergan.load(ckpt).class_names == list(FAMILIES)
