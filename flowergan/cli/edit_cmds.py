@@ -6,9 +6,8 @@ from pathlib import Path
 
 import click
 
-from flowergan.cli.use_cmds import _load, _usage_errors, network_options, style_options
-
-MAX_EDIT_IMAGES = 4096  # images per `edit` call (all are held in memory for the strip or video)
+from flowergan import bounds
+from flowergan.cli.use_cmds import _image_bytes, _load, _usage_errors, network_options, style_options
 
 
 def default_directions_path(source: Path, method: str, layers: str) -> Path:
@@ -101,19 +100,20 @@ def edit(network, device, dir_file, index, seeds, projected_w, strength, truncat
         strengths = parse_strengths(strength)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--strength") from None
+    n = 1
     if seeds is not None:
         from flowergan.cli.use_cmds import _seeds
 
         n = len(_seeds(seeds))
-        if n * len(strengths) > MAX_EDIT_IMAGES:
-            raise click.BadParameter(f"{n} seeds x {len(strengths)} strengths = {n * len(strengths)} images; at most "
-                                     f"{MAX_EDIT_IMAGES} per call (give fewer seeds or strengths)", param_hint="--seeds")
+    # every edited image is held at once (one strip or video): bounded before the model is loaded
+    bounds.check_count(n * len(strengths), "batch", "--seeds x --strength")
     with _usage_errors():
         dirs = Directions.load(dir_file)
         if index >= len(dirs):
             raise click.BadParameter(f"{dir_file} holds {len(dirs)} directions: use 0-{len(dirs) - 1}",
                                      param_hint="--dir")
     pipe = _load(network, device)
+    bounds.check_memory(_image_bytes(pipe, 2 * n * len(strengths)), "--seeds x --strength", "edited images and figure")
     with _usage_errors():
         start = seeds
         if projected_w is not None:

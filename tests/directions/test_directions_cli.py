@@ -71,7 +71,7 @@ def test_directions_then_edit_strip_and_video(model, tmp_path):
     (["--seeds", "1", "--projected-w", "PW", "--out", "x.png"], "give --seeds"),
     (["--seeds", "1", "--strength", "1:2", "--out", "x.png"], "start:stop:count"),
     (["--seeds", "1", "--dir", "9", "--out", "x.png"], "holds 3 directions"),
-    (["--seeds", "0-999", "--strength", "-3:3:7", "--out", "x.png"], "at most 4096"),
+    (["--seeds", "0-999", "--strength", "-3:3:7", "--out", "x.png"], "FLOWERGAN_MAX_BATCH"),
 ])
 def test_edit_refuses_bad_arguments_before_work(model, tmp_path, args, msg):
     d = Directions(vectors=np.eye(3, 64), std=np.ones(3), method="pca", layers=[0])
