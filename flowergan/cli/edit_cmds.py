@@ -45,6 +45,7 @@ def directions(network, device, method, layers, num, samples, seed, out):
         raise click.BadParameter(f"{out}: use a name ending in .safetensors (NAME.json is written beside it)",
                                  param_hint="--out")
     pipe = _load(network, device)
+    bounds.check_memory(samples * pipe.w_dim * 16, "--samples", "sampled w (float64, and their centred copy)")
     with _usage_errors():
         d = pipe.directions(method=method, layers=layers, num=num, samples=samples, seed=seed)
     path = Path(out) if out is not None else default_directions_path(Path(network), method, d.layer_name)
