@@ -170,6 +170,7 @@ class Trainer:
             from flowergan.data.dataset import InfiniteSampler as sampler_cls
         self.sampler = sampler_cls(len(dataset), rank=info.rank, world=info.world_size, seed=cfg.seed, shuffle=True)
         self.label_rng = np.random.RandomState(cfg.seed * 1000 + info.rank)
+        self.loader = None  # started at the first next_real(), after any resume has set the sampler
 
         self.cur_nimg = 0
         self.batch_idx = 0
@@ -196,10 +197,18 @@ class Trainer:
         return net
 
     def next_real(self) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = self.sampler.take(self.batch_gpu * self.rounds)
-        img, lab = self.dataset.get_batch(idx)
-        img = images_to_float(torch.from_numpy(np.ascontiguousarray(img)).to(self.device, non_blocking=True))
-        c = torch.from_numpy(np.asarray(lab, dtype=np.float32)).to(self.device, non_blocking=True)
+        """The next real batch on the device: decoded in background workers (cfg.data_workers), pinned, copied
+        without blocking, one step ahead; the checkpointed sampler position counts consumed batches only."""
+        if self.loader is None:
+            from flowergan.data.loader import BatchLoader, default_workers
+
+            workers = self.cfg.data_workers
+            if workers < 0:
+                workers = default_workers(getattr(self.dataset, "cache_mode", "memory"))
+            self.loader = BatchLoader(self.dataset, self.sampler, self.batch_gpu * self.rounds, self.device,
+                                      workers=workers)
+        img, c = self.loader.next()  # uint8 [N, C, H, W], float32 [N, label_dim]
+        img = images_to_float(img)
         if self.model_cfg.c_dim == 0:
             c = c[:, :0]
         return img, c
@@ -276,7 +285,8 @@ class Trainer:
         return {"cur_nimg": self.cur_nimg, "batch_idx": self.batch_idx, "pl_mean": float(self.loss.pl_mean),
                 "ada": self.ada.state_dict() if self.ada is not None else None,
                 "augment_p": float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0,
-                "sampler": self.sampler.state_dict(), "label_rng": _np_rng_state(self.label_rng),
+                "sampler": self.loader.sampler_state() if self.loader is not None else self.sampler.state_dict(),
+                "label_rng": _np_rng_state(self.label_rng),
                 "best": self.best, "world_size": self.info.world_size}
 
     def save_checkpoint(self, extra_meta: dict[str, Any] | None = None) -> Path | None:
