@@ -102,16 +102,16 @@ class _Draws:
         return self._const(self.q, *shape) if self.q is not None else r
 
 
-def _host_reads_are_free(t: torch.Tensor, sync_free: bool = False) -> bool:
-    """Whether reading `t`'s values on the host costs nothing (CPU, unless the caller asked for the
-    accelerator behaviour with `sync_free`); on accelerators it would be a sync."""
-    return t.device.type == "cpu" and not sync_free
+def _host_reads_are_free(t: torch.Tensor) -> bool:
+    """Whether reading `t`'s values on the host costs nothing (CPU); on accelerators it would be a sync."""
+    return t.device.type == "cpu"
 
 
 def _none_active(active: torch.Tensor, sync_free: bool = False) -> bool:
     """True when no sample of the batch draws the stage (the stage is then the identity and can be skipped);
-    only checked where that is free, so accelerator runs never synchronise here."""
-    return _host_reads_are_free(active, sync_free) and not bool(active.any())
+    only checked where that is free (and not `sync_free`: the accelerator path on the CPU), so accelerator
+    runs never synchronise here."""
+    return not sync_free and _host_reads_are_free(active) and not bool(active.any())
 
 
 def _normal_quantile(q: float) -> float:
