@@ -107,7 +107,10 @@ class BatchLoader:
         if self.workers > 0:
             dl = torch.utils.data.DataLoader(_Batches(dataset), batch_sampler=self._draw, num_workers=self.workers,
                                              collate_fn=_first, pin_memory=pin, prefetch_factor=prefetch,
-                                             persistent_workers=False)
+                                             persistent_workers=False,
+                                             # its own generator: starting workers must not draw from the global
+                                             # RNG, or a resumed run's noise and latents would differ
+                                             generator=torch.Generator().manual_seed(0))
             self._it = iter(dl)
         else:
             self._it = (_maybe_pin(_Batches(dataset)[idx[0]], pin) for idx in self._draw)
