@@ -57,9 +57,8 @@ stage train-lite128-default 60 "${BENCH[@]}" --what train --preset $PLITE --batc
 stage sync-check 45 $PY bench/sync_check.py --device "$DEV" --preset $PLITE --batch $B --steps $STEPS
 
 # A short real run: train for TRAIN_SECS, snapshots every 4 kimg (1 in smoke mode), then pack the newest G_ema.
-log "preparing data for the training run"
-$PY -m flowergan prepare synthetic --out "$WORK/flowers.zip" --count $COUNT --resolution $RES --seed 0 \
-  --overwrite >>"$OUT/gpu.log" 2>&1
+stage prepare-data 60 $PY -m flowergan prepare synthetic --out "$WORK/flowers.zip" --count $COUNT --resolution $RES \
+  --seed 0 --overwrite
 rm -rf "$WORK/runs"
 SNAP=4; [ "$DEV" = cpu ] && SNAP=0.008
 # (the inner timeout stops training after TRAIN_SECS by design: its 124 counts as success)
