@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,99 @@ class ConfigError(ValueError):
 
 
 def _is_pow2(n: int) -> bool:
-    return isinstance(n, int) and n >= 1 and (n & (n - 1)) == 0
+    return _is_int(n) and n >= 1 and (n & (n - 1)) == 0
+
+
+# Ranges StyleGAN2 can use (inclusive). The official networks go to 1024x1024 with 512 channels, z = w = 512,
+# 8 mapping layers; these bounds leave room above that but stop a typo (or a hostile file) from asking for
+# a 2^15 image, 1e9 channels or 1e6 layers.
+LIMITS: dict[str, tuple[int, int]] = {
+    "resolution": (4, 8192),
+    "img_channels": (1, 3),
+    "z_dim": (1, 8192),
+    "w_dim": (1, 8192),
+    "c_dim": (0, 100_000),
+    "map_layers": (1, 64),
+    "map_hidden": (1, 8192),
+    "map_embed": (1, 8192),
+    "channel_base": (1, 2**22),
+    "channel_max": (1, 8192),
+    "num_fp16_res": (0, 12),
+    "mbstd_group": (0, 4096),
+    "mbstd_channels": (0, 64),
+    "d_cmap_dim": (1, 8192),
+    "d_map_layers": (1, 64),
+}
+_OPTIONAL = {"map_hidden", "map_embed", "d_cmap_dim"}
+PARAM_LIMIT_ENV = "FLOWERGAN_MAX_PARAM_GB"
+DEFAULT_PARAM_LIMIT_GB = 8.0
+
+
+def max_param_bytes() -> int:
+    """The parameter-memory limit: $FLOWERGAN_MAX_PARAM_GB GiB (default 8; the official 1024 model needs 0.23)."""
+    text = os.environ.get(PARAM_LIMIT_ENV)
+    if text is None:
+        return int(DEFAULT_PARAM_LIMIT_GB * 2**30)
+    try:
+        gb = float(text)
+        if not (math.isfinite(gb) and gb > 0):
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"environment variable {PARAM_LIMIT_ENV}={text!r}: give a positive number of GiB, "
+                          f"e.g. {PARAM_LIMIT_ENV}=16") from None
+    return int(gb * 2**30)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _fc(i: int, o: int, bias: bool = True) -> int:
+    return i * o + (o if bias else 0)
+
+
+def _mapping_params(z_dim: int, c_dim: int, w_dim: int, layers: int, embed: int | None, hidden: int | None) -> int:
+    embed = (w_dim if embed is None else embed) if c_dim > 0 else 0
+    hidden = w_dim if hidden is None else hidden
+    feats = [z_dim + embed] + [hidden] * (layers - 1) + [w_dim]
+    n = _fc(c_dim, embed) if c_dim > 0 else 0
+    return n + sum(_fc(feats[i], feats[i + 1]) for i in range(layers))
+
+
+def _g_params(cfg: ModelConfig) -> int:
+    w, C = cfg.w_dim, cfg.img_channels
+    syn = lambda i, o: _fc(w, i) + 9 * o * i + 1 + o  # noqa: E731  affine, weight, noise strength, bias
+    rgb = lambda i: _fc(w, i) + C * i + C  # noqa: E731
+    n = _mapping_params(cfg.z_dim, cfg.c_dim, w, cfg.map_layers, cfg.map_embed, cfg.map_hidden)
+    for k in range(2, cfg.log2_res + 1):
+        res = 2**k
+        o = cfg.channels_at(res)
+        if res == 4:
+            n += o * 16 + syn(o, o)
+        else:
+            i = cfg.channels_at(res // 2)
+            n += syn(i, o) + syn(o, o) + (o * i if cfg.g_architecture == "resnet" else 0)
+        if res == cfg.resolution or cfg.g_architecture == "skip":
+            n += rgb(o)
+    return n
+
+
+def _d_params(cfg: ModelConfig) -> int:
+    C, arch = cfg.img_channels, cfg.d_architecture
+    n = 0
+    for k in range(cfg.log2_res, 2, -1):
+        res = 2**k
+        t, o = cfg.channels_at(res), cfg.channels_at(res // 2)
+        if res == cfg.resolution or arch == "skip":
+            n += _fc(C, t)
+        n += 9 * t * t + t + 9 * o * t + o + (o * t if arch == "resnet" else 0)
+    c4 = cfg.channels_at(4)
+    cmap = (cfg.d_cmap_dim or c4) if cfg.c_dim > 0 else 0
+    if cfg.c_dim > 0:
+        n += _mapping_params(0, cfg.c_dim, cmap, cfg.d_map_layers, None, None)
+    n += (_fc(C, c4) if arch == "skip" else 0) + 9 * (c4 + cfg.mbstd_channels) * c4 + c4
+    n += _fc(c4 * 16, c4) + _fc(c4, cmap or 1)
+    return n
 
 
 @dataclass(frozen=True)
@@ -53,37 +146,56 @@ class ModelConfig:
 
     # ---- validation ---------------------------------------------------------------------------
     def validate(self) -> None:
+        """Types, the ranges StyleGAN2 can use (LIMITS), then the parameter-memory estimate (before building)."""
         def bad(name: str, why: str) -> ConfigError:
             return ConfigError(f"model config: {name}={getattr(self, name)!r} is invalid: {why}")
 
-        if not (_is_pow2(self.resolution) and self.resolution >= 4):
+        for name, (lo, hi) in LIMITS.items():
+            v = getattr(self, name)
+            if v is None and name in _OPTIONAL:
+                continue
+            if not _is_int(v):
+                raise bad(name, f"must be an integer{' or None' if name in _OPTIONAL else ''} "
+                                f"(not {type(v).__name__}; write 32, not \"32\" or 32.0)")
+            if not lo <= v <= hi:
+                raise bad(name, f"must be in [{lo}, {hi}], the range flowergan supports")
+        if not _is_pow2(self.resolution):
             raise bad("resolution", "must be a power of two >= 4 (e.g. 32, 64, 128, 256)")
-        for name in ("img_channels", "z_dim", "w_dim", "map_layers", "channel_base", "channel_max"):
+        if self.img_channels not in (1, 3):
+            raise bad("img_channels", "must be 1 (grayscale) or 3 (RGB)")
+        for name in ("map_lr_mult", "w_avg_beta", "conv_clamp"):
             v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise bad(name, "must be an integer >= 1")
-        for name in ("c_dim", "num_fp16_res", "mbstd_group", "mbstd_channels"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise bad(name, "must be an integer >= 0")
-        if self.d_map_layers < 1:
-            raise bad("d_map_layers", "must be >= 1")
-        for name in ("map_hidden", "map_embed", "d_cmap_dim"):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or v < 1):
-                raise bad(name, "must be None or an integer >= 1")
-        if self.g_architecture not in ("orig", "skip", "resnet"):
-            raise bad("g_architecture", "choose 'orig', 'skip' or 'resnet'")
-        if self.d_architecture not in ("orig", "skip", "resnet"):
-            raise bad("d_architecture", "choose 'orig', 'skip' or 'resnet'")
+            if v is None and name == "conv_clamp":
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise bad(name, "must be a finite number")
+        for name in ("g_architecture", "d_architecture"):
+            if getattr(self, name) not in ("orig", "skip", "resnet"):
+                raise bad(name, "choose 'orig', 'skip' or 'resnet'")
         if not (self.map_lr_mult > 0):
             raise bad("map_lr_mult", "must be > 0")
         if not (0 <= self.w_avg_beta <= 1):
             raise bad("w_avg_beta", "must be in [0, 1]")
         if self.conv_clamp is not None and not self.conv_clamp > 0:
             raise bad("conv_clamp", "must be None or > 0")
-        if self.img_channels not in (1, 3):
-            raise bad("img_channels", "must be 1 (grayscale) or 3 (RGB)")
+        limit = max_param_bytes()
+        need = self.param_bytes()
+        if need > limit:
+            g, d = self.param_counts()
+            raise ConfigError(
+                f"model config: G {g:,} + D {d:,} parameters need {need / 2**30:.2f} GiB as float32, over the "
+                f"limit of {limit / 2**30:g} GiB (resolution {self.resolution}, channel_base {self.channel_base}, "
+                f"channel_max {self.channel_max}, w_dim {self.w_dim}, map_layers {self.map_layers}). Use a smaller "
+                f"model, or raise the limit with the environment variable {PARAM_LIMIT_ENV}=<GiB>.")
+
+    # ---- size, in closed form (no network is built) ---------------------------------------------
+    def param_counts(self) -> tuple[int, int]:
+        """(G, D) trainable parameter counts, computed from the architecture without building it."""
+        return _g_params(self), _d_params(self)
+
+    def param_bytes(self) -> int:
+        """float32 bytes of the G and D parameters (what building both networks allocates, buffers aside)."""
+        return 4 * sum(self.param_counts())
 
     # ---- derived ------------------------------------------------------------------------------
     @property
@@ -160,21 +272,10 @@ def preset(name: str) -> ModelConfig:
 
 def save_json(obj: dict[str, Any], path: str | Path) -> None:
     """Write JSON atomically (temp file in the same folder, then rename)."""
-    import os
-    import tempfile
+    from flowergan.infra import atomic_write_text
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 __all__ = ["FORMAT_VERSION", "ConfigError", "ModelConfig", "PRESETS", "PRESET_FIELDS", "preset", "from_dict_strict",
-           "coerce_value", "save_json", "field"]
+           "coerce_value", "save_json", "field", "LIMITS", "PARAM_LIMIT_ENV", "max_param_bytes"]

@@ -17,6 +17,7 @@ FORBIDDEN = {
     "web": {"networks", "training", "augment", "data", "metrics", "compat", "cli", "ops"},
     "compat": {"training", "augment", "data", "metrics", "inference", "web", "cli"},
     "training": {"web", "cli", "inference"},
+    "export": {"training", "web", "cli", "augment", "data", "metrics"},
 }
 
 

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from flowergan.cli.checks import count, finite, resolve_device
 from flowergan.cli.model_flags import model_options, pop_model_config
 
 WHATS = ["generator", "discriminator", "train", "data", "fid"]
@@ -15,20 +16,25 @@ WHATS = ["generator", "discriminator", "train", "data", "fid"]
 @click.option("--what", type=click.Choice(WHATS), default="generator", show_default=True,
               help="What to measure.")
 @model_options()
-@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Batch size.")
+@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, callback=count("batch"),
+              help="Batch size.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
-@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True,
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True, callback=count("repeats"),
               help="Timed repeats (the median is reported).")
-@click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True, help="Untimed warm-up runs.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads (default: torch's).")
+@click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True, callback=count("repeats"),
+              help="Untimed warm-up runs.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, callback=count("workers"),
+              help="torch CPU threads (default: torch's).")
 @click.option("--compile", "compile_", is_flag=True, help="Use torch.compile where supported.")
 @click.option("--amp", type=click.Choice(["off", "bf16", "fp16", "auto"]), default="off", show_default=True,
               help="Precision for `train`, resolved as `flowergan train --amp` does: fp16 (the official scheme, "
                    "CUDA only), bf16 autocast, auto (fp16 on CUDA, fp32 on the CPU) or off.")
-@click.option("--aug-p", type=float, default=0.2, show_default=True, help="ADA probability for `train`.")
+@click.option("--aug-p", type=float, default=0.2, show_default=True, callback=finite(0, 1),
+              help="ADA probability for `train`.")
 @click.option("--profile", is_flag=True, help="`train`: add operator calls per phase to the JSON (phase_ops); "
                                                "others: print a torch.profiler table of where the time goes.")
-@click.option("--num", type=click.IntRange(min=1), default=None, help="Images for `data`/`fid` measurements.")
+@click.option("--num", type=click.IntRange(min=1), default=None, callback=count("images"),
+              help="Images for `data`/`fid` measurements.")
 def bench(what: str, batch: int, device: str, repeats: int, warmup: int, threads: int | None, compile_: bool,
           amp: str, aug_p: float, profile: bool, num: int | None, **kwargs) -> None:
     """Measure speed (images/s, median of repeats) and peak memory; print one JSON line each.
@@ -41,6 +47,7 @@ def bench(what: str, batch: int, device: str, repeats: int, warmup: int, threads
     """
     import torch
 
+    device = resolve_device(device)
     if threads:
         torch.set_num_threads(threads)
     cfg = pop_model_config(kwargs)

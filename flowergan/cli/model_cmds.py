@@ -27,9 +27,11 @@ def info(as_json: bool, network: str | None, **kwargs) -> None:
     cfg = pop_model_config(kwargs)
     G = D = None
     if network:
+        from flowergan.cli.checks import about
         from flowergan.inference.loader import load_networks
 
-        m = load_networks(network)
+        with about(f"--network {network}"):
+            m = load_networks(network)
         cfg, G, D = m.config, m.G, m.D
     s = summarize(cfg, G, D)
     if as_json:
@@ -58,15 +60,14 @@ def import_official(snapshot: str, out_dir: str, overwrite: bool) -> None:
     """
     from pathlib import Path
 
-    from flowergan.compat.official import RefusedPickleError, load_official_pickle
+    from flowergan.cli.checks import about
+    from flowergan.compat.official import load_official_pickle
     from flowergan.networks.store import write_model_dir
 
     if Path(out_dir).exists() and not overwrite:
         raise click.UsageError(f"{out_dir} already exists; pass --overwrite to replace it")
-    try:
+    with about(snapshot):
         d = load_official_pickle(snapshot)
-    except RefusedPickleError as e:
-        raise click.ClickException(f"{snapshot}: {e}") from None
     write_model_dir(out_dir, d["config"], {"G": d["G"], "G_ema": d["G_ema"], "D": d["D"]},
                     meta={"augment_p": d["augment_p"], "imported_from": str(snapshot)})
     click.echo(f"wrote {out_dir} (augment p = {d['augment_p']:.4f})")

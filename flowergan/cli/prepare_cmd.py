@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from flowergan.cli.checks import count
 from flowergan.data.images import TRANSFORMS
 
 EPILOG = """\b
@@ -48,13 +49,14 @@ def _print_summary(summary: dict, summary_file: str) -> None:
               help="How to make photos square: crop the centre, pad with black, or stretch.")
 @click.option("--labels", "labels", type=click.Path(exists=True, dir_okay=False),
               help="Class labels: Oxford imagelabels.mat (1-based), dataset.json or CSV 'name,class'.")
-@click.option("--max-images", type=click.IntRange(min=1), help="Use only the first N image files (sorted by path).")
-@click.option("--workers", type=click.IntRange(min=1), help="Worker processes [default: all CPU cores].")
+@click.option("--max-images", type=click.IntRange(min=1), callback=count("images"), help="Use only the first N image files (sorted by path).")
+@click.option("--workers", type=click.IntRange(min=1), callback=count("workers"), help="Worker processes [default: all CPU cores].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("--min-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Skip images whose short side is below this many pixels (icons, thumbnails).")
-@click.option("--count", type=click.IntRange(min=1), help="synthetic: number of flowers [default: 1000].")
-@click.option("--seed", type=int, default=0, show_default=True, help="synthetic: random seed.")
+@click.option("--count", type=click.IntRange(min=1), callback=count("images"), help="synthetic: number of flowers [default: 1000].")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="synthetic: random seed.")
 @click.option("--labels-by-family", is_flag=True, help="synthetic: class label = flower family (7 classes).")
 @click.option("--cache-dir", type=click.Path(file_okay=False),
               help="oxford102: where downloads go [default: $FLOWERGAN_CACHE or ~/.cache/flowergan]/oxford102.")
@@ -72,49 +74,45 @@ def prepare(ctx: click.Context, source: str, out: str, resolution: int, transfor
     (procedural flowers, no download). Bad files are skipped with a reason, listed here and in
     OUT.summary.json; the zip appears only when complete.
     """
-    from flowergan.data.errors import DataError
-
     given = {p for p in ("count", "seed", "labels_by_family", "transform", "labels", "max_images", "min_size",
                          "cache_dir") if ctx.get_parameter_source(p) == click.core.ParameterSource.COMMANDLINE}
     progress = not no_progress
     word = source.lower()
-    try:
-        if word == "synthetic":
-            bad = given & {"transform", "labels", "max_images", "min_size", "cache_dir"}
-            if bad:
-                raise click.UsageError(f"--{sorted(bad)[0].replace('_', '-')} does not apply to 'synthetic' "
-                                       f"(use --count, --seed, --labels-by-family)")
-            from flowergan.data.archive import summary_path
-            from flowergan.data.synthetic import FAMILIES, prepare_synthetic
-
-            s = prepare_synthetic(out, count=count or 1000, resolution=resolution, seed=seed,
-                                  labels_by_family=labels_by_family, workers=workers, overwrite=overwrite,
-                                  progress=progress)
-            labels_note = f", labels = family ({', '.join(FAMILIES)})" if labels_by_family else ""
-            click.echo(f"Wrote {s['output']}: {s['count']} procedural flowers at {resolution}x{resolution} "
-                       f"(seed {seed}{labels_note}) in {s['seconds']:.1f} s ({s['images_per_s']} img/s).")
-            click.echo(f"Summary saved to {summary_path(s['output'])}")
-            return
-        bad = given & {"count", "seed", "labels_by_family"}
+    # DataError (bad input: exit 2) and DownloadError (exit 1) are classified by flowergan.cli.errors.
+    if word == "synthetic":
+        bad = given & {"transform", "labels", "max_images", "min_size", "cache_dir"}
         if bad:
-            raise click.UsageError(f"--{sorted(bad)[0].replace('_', '-')} only applies to 'synthetic'")
-        from flowergan.data.archive import check_output, summary_path
-        from flowergan.data.prepare import prepare_dataset
+            raise click.UsageError(f"--{sorted(bad)[0].replace('_', '-')} does not apply to 'synthetic' "
+                                   f"(use --count, --seed, --labels-by-family)")
+        from flowergan.data.archive import summary_path
+        from flowergan.data.synthetic import FAMILIES, prepare_synthetic
 
-        if word == "oxford102":
-            if labels:
-                raise click.UsageError("'oxford102' downloads its own labels; drop --labels (or prepare the "
-                                       "archive yourself: flowergan prepare 102flowers.tgz --labels FILE ...)")
-            from flowergan.data.download import fetch_oxford102
+        s = prepare_synthetic(out, count=count or 1000, resolution=resolution, seed=seed,
+                              labels_by_family=labels_by_family, workers=workers, overwrite=overwrite,
+                              progress=progress)
+        labels_note = f", labels = family ({', '.join(FAMILIES)})" if labels_by_family else ""
+        click.echo(f"Wrote {s['output']}: {s['count']} procedural flowers at {resolution}x{resolution} "
+                   f"(seed {seed}{labels_note}) in {s['seconds']:.1f} s ({s['images_per_s']} img/s).")
+        click.echo(f"Summary saved to {summary_path(s['output'])}")
+        return
+    bad = given & {"count", "seed", "labels_by_family"}
+    if bad:
+        raise click.UsageError(f"--{sorted(bad)[0].replace('_', '-')} only applies to 'synthetic'")
+    from flowergan.data.archive import check_output, summary_path
+    from flowergan.data.prepare import prepare_dataset
 
-            check_output(out, overwrite)  # fail before a long download
-            tgz, mat = fetch_oxford102(cache_dir, base_url=base_url, progress=progress)
-            source, labels = str(tgz), str(mat)
-        elif cache_dir:
-            raise click.UsageError("--cache-dir only applies to 'oxford102'")
-        s = prepare_dataset(source, out, resolution=resolution, transform=transform, labels=labels,
-                            max_images=max_images, workers=workers, overwrite=overwrite, min_size=min_size,
-                            progress=progress)
-        _print_summary(s, str(summary_path(s["output"])))
-    except DataError as e:
-        raise click.ClickException(str(e)) from None
+    if word == "oxford102":
+        if labels:
+            raise click.UsageError("'oxford102' downloads its own labels; drop --labels (or prepare the "
+                                   "archive yourself: flowergan prepare 102flowers.tgz --labels FILE ...)")
+        from flowergan.data.download import fetch_oxford102
+
+        check_output(out, overwrite)  # fail before a long download
+        tgz, mat = fetch_oxford102(cache_dir, base_url=base_url, progress=progress)
+        source, labels = str(tgz), str(mat)
+    elif cache_dir:
+        raise click.UsageError("--cache-dir only applies to 'oxford102'")
+    s = prepare_dataset(source, out, resolution=resolution, transform=transform, labels=labels,
+                        max_images=max_images, workers=workers, overwrite=overwrite, min_size=min_size,
+                        progress=progress)
+    _print_summary(s, str(summary_path(s["output"])))

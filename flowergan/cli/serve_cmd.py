@@ -14,13 +14,15 @@ import click
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA if available), cpu, cuda…")
 @click.option("--queue-size", type=click.IntRange(min=1), default=4, show_default=True,
               help="Generation requests that may wait; more get 503.")
-@click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
+@click.option("--timeout", type=click.FloatRange(min=1, max=3600), default=60.0, show_default=True,
               help="Seconds a request may wait for its images (then 504).")
 @click.option("--max-frames", type=click.IntRange(min=2, max=512), default=64, show_default=True,
               help="Most frames per latent walk.")
 @click.option("--max-batch", type=click.IntRange(min=1, max=256), default=16, show_default=True,
               help="Most seeds per generate request.")
-def serve(network, host, port, device, queue_size, timeout, max_frames, max_batch):
+@click.option("--max-connections", type=click.IntRange(min=1, max=4096), default=64, show_default=True,
+              help="Open connections served at once; more are answered 503 (with Retry-After).")
+def serve(network, host, port, device, queue_size, timeout, max_frames, max_batch, max_connections):
     """Explore a model in the browser: seeds, classes, truncation, noise, style mixing, latent walks.
 
     \b
@@ -35,7 +37,8 @@ def serve(network, host, port, device, queue_size, timeout, max_frames, max_batc
                     f"server. There is no authentication. Use --host 127.0.0.1 unless you mean it.",
                     fg="red", bold=True, err=True)
     pipe = _load(network, device)
-    limits = Limits(max_batch=max_batch, max_frames=max_frames, queue_size=queue_size, timeout_s=timeout)
+    limits = Limits(max_batch=max_batch, max_frames=max_frames, queue_size=queue_size, timeout_s=timeout,
+                    max_connections=max_connections)
     try:
         server = make_server(pipe, host, port, limits)
     except OSError as e:

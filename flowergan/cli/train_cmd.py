@@ -28,7 +28,7 @@ _TRAINING_MODEL_FIELDS = ("mbstd_group", "num_fp16_res", "conv_clamp")
 @train_options
 @click.option("--fp32", is_flag=True, help="No mixed precision (the official --fp32; the same as --amp off).")
 @click.option("--resume", default=None, help="'latest' (newest run in --out), a run folder or a checkpoint folder. "
-              "Only --kimg, --snap, --keep, --metrics, --metrics-num and --log-every may change.")
+              "Only --kimg, --snap, --keep, --metrics, --metrics-num, --log-every and --log may change.")
 @click.option("--dry-run", is_flag=True, help="Resolve and print the settings; create nothing, start nothing. "
               "WORLD_SIZE=N resolves for N processes; --device cuda works without CUDA.")
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: one JSON object of the resolved settings.")
@@ -91,6 +91,16 @@ def _fail(e: Exception) -> click.UsageError:
     return click.UsageError(str(e))
 
 
+def _check_log(tcfg) -> None:
+    """--log backends whose optional package is missing are refused before the dataset is read."""
+    from flowergan.training.loggers import check_backends
+
+    try:
+        check_backends(tcfg.log)
+    except (ImportError, ValueError) as e:
+        raise _fail(e) from None
+
+
 def _plan(kw: dict) -> _Plan:
     """Everything up to (not including) creating files or processes: read, check, resolve."""
     from flowergan.config import ConfigError, ModelConfig
@@ -111,8 +121,7 @@ def _plan(kw: dict) -> _Plan:
     if kw["resume"]:
         if kw["config_file"]:
             raise click.UsageError("--resume continues with the run's own config.json; drop --config")
-        run_dir, resume_ckpt = _find_resume(kw["resume"], Path(kw["out_dir"]))
-        saved = json.loads((run_dir / "config.json").read_text())
+        run_dir, resume_ckpt, saved = _find_resume(kw["resume"], Path(kw["out_dir"]))
         try:
             saved_train = TrainConfig.from_dict(saved["train"])
             saved_model = ModelConfig.from_dict(saved["model"])
@@ -127,9 +136,10 @@ def _plan(kw: dict) -> _Plan:
         if conflicts:
             raise click.UsageError(
                 f"--resume {run_dir}: " + "; ".join(conflicts) + ". Resume without these flags (only --kimg, "
-                f"--snap, --keep, --metrics, --metrics-num and --log-every may change), or start a new run from "
+                f"--snap, --keep, --metrics, --metrics-num, --log-every and --log may change), or start a new run from "
                 f"its weights with --finetune {run_dir} and the new settings.")
         tcfg = saved_train.replace(**given)
+        _check_log(tcfg)
         try:
             r = resolve(tcfg, saved_model, resolution=saved_model.resolution, world_size=world,
                         cuda=cuda_available())
@@ -150,6 +160,7 @@ def _plan(kw: dict) -> _Plan:
         tcfg.validate()
     except ConfigError as e:
         raise _fail(e) from None
+    _check_log(tcfg)
 
     # The data decides resolution, channels and label width.
     dataset = None
@@ -273,20 +284,18 @@ def _is_main() -> bool:
     return os.environ.get("RANK", "0") in ("", "0")
 
 
-def _find_resume(arg: str, out_dir: Path) -> tuple[Path, Path]:
-    from flowergan.networks.resolve import list_checkpoints
-    from flowergan.training.loop import latest_run
+def _find_resume(arg: str, out_dir: Path) -> tuple[Path, Path, dict[str, Any]]:
+    """(run folder, newest checkpoint that loads and verifies, the run's saved options); skipped ones are named."""
+    from flowergan.config import ConfigError
+    from flowergan.training.checkpoint import find_resume
 
-    target = latest_run(out_dir) if arg == "latest" else Path(arg)
-    if target is None:
-        raise click.UsageError(f"--resume latest: no run with a checkpoint under {out_dir}")
-    if not target.exists():
-        raise click.UsageError(f"--resume {arg}: no such folder")
-    if list_checkpoints(target):
-        return target, list_checkpoints(target)[-1]
-    if (target / "train_state.json").is_file():
-        return target.parent.parent, target
-    raise click.UsageError(f"--resume {target}: neither a run folder with checkpoints/ nor a checkpoint")
+    try:
+        point = find_resume(arg, out_dir)
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from None
+    for skipped, why in point.skipped:
+        click.echo(f"--resume: skipped {skipped.name}: {why}", err=True)
+    return point.run_dir, point.checkpoint, point.run_config
 
 
 def _read_config_file(path: Path):

@@ -34,6 +34,8 @@ def train_options(fn):
             opt = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None, help=help_)
         elif f.name == "metrics":
             opt = click.option(flag, f.name, default=None, metavar="LIST", help=help_)
+        elif str(f.type).startswith("tuple[str") and f.metadata.get("choices"):  # repeatable, e.g. --log
+            opt = click.option(flag, f.name, type=_click_type(f), multiple=True, default=None, help=help_)
         else:
             opt = click.option(flag, f.name, type=_click_type(f), default=None, help=help_)
         fn = opt(fn)
@@ -45,8 +47,10 @@ def pop_train_values(kwargs: dict) -> dict[str, Any]:
     out = {}
     for f in train_fields():
         v = kwargs.pop(f.name, None)
-        if v is None:
+        if v is None or v == ():  # not given (a repeatable option not given is ())
             continue
+        if isinstance(v, tuple) and f.name != "metrics":
+            v = tuple(dict.fromkeys(v))  # repeated values once, in order
         if f.name == "metrics":
             v = tuple(m.strip() for m in v.split(",") if m.strip() and m.strip().lower() != "none")
         out[f.name] = v

@@ -8,15 +8,12 @@ from pathlib import Path
 
 import click
 
-NOISE_CHOICES = ("const", "random", "none")
+from flowergan import bounds
+from flowergan.cli.checks import count, finite, load_pipeline
+from flowergan.infra import NOISE_MODES
 
-
-def _device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
+NOISE_CHOICES = NOISE_MODES
+PSI_RANGE = bounds.PSI_RANGE  # truncation psi accepted from outside (the web API uses the same)
 
 
 @contextlib.contextmanager
@@ -29,10 +26,12 @@ def _usage_errors():
 
 
 def _load(network: str, device: str):
-    from flowergan.inference import load
+    return load_pipeline(network, device)
 
-    with _usage_errors():
-        return load(network, device=_device(device))
+
+def _image_bytes(pipe, n: int) -> int:
+    """Bytes of n uint8 images of this model."""
+    return n * pipe.resolution * pipe.resolution * pipe.img_channels
 
 
 def network_options(fn):
@@ -52,7 +51,7 @@ def style_options(fn):
     """--trunc, --class and --noise-mode."""
 
     @click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True,
-                  help="Truncation psi: 1 = none, 0 = the average image.")
+                  callback=finite(*PSI_RANGE), help="Truncation psi: 1 = none, 0 = the average image (-1 to 2).")
     @click.option("--class", "class_idx", type=int, default=None, help="Class index (conditional models only).")
     @click.option("--noise-mode", type=click.Choice(NOISE_CHOICES), default="const", show_default=True,
                   help="Per-pixel noise: the model's fixed maps, random (seeded per image), or none.")
@@ -63,13 +62,15 @@ def style_options(fn):
     return wrapper
 
 
-def _seeds(text: str, what: str = "--seeds") -> list[int]:
-    from flowergan.inference.latents import parse_seeds
+def _seeds(text: str, what: str = "--seeds", limit: str = "seeds") -> list[int]:
+    from flowergan.inference.latents import MAX_SEED
 
     try:
-        return parse_seeds(text)
+        if not text.strip():
+            raise ValueError(f"{what}: empty; give seeds like '0-63' or '1,5,7-9'")
+        return bounds.parse_int_ranges(text, what, 0, MAX_SEED, limit)
     except ValueError as e:
-        raise click.BadParameter(str(e), param_hint=what) from None
+        raise click.BadParameter(str(e).removeprefix(f"{what}: "), param_hint=what) from None
 
 
 def _check_png(out: str, what: str = "--out") -> Path:
@@ -85,7 +86,8 @@ def _check_png(out: str, what: str = "--out") -> Path:
 @style_options
 @click.option("--outdir", required=True, type=click.Path(file_okay=False), help="Folder for seedNNNN.png files.")
 @click.option("--grid", is_flag=True, help="Also write grid.png with all images.")
-@click.option("--grid-cols", type=click.IntRange(min=1), default=None, help="Grid columns (default: square).")
+@click.option("--grid-cols", type=click.IntRange(min=1), default=None, callback=count("seeds"),
+              help="Grid columns (default: square).")
 @click.option("--projected-w", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Render the ws in a projected_w.npz (key 'w') instead of seeds: projNN.png.")
 def generate(network, device, seeds, truncation_psi, class_idx, noise_mode, outdir, grid, grid_cols, projected_w):
@@ -103,22 +105,23 @@ def generate(network, device, seeds, truncation_psi, class_idx, noise_mode, outd
 
     if (seeds is None) == (projected_w is None):
         raise click.UsageError("give --seeds (e.g. 0-63) or --projected-w FILE.npz (one of them)")
+    seed_list = _seeds(seeds) if seeds is not None else None
     pipe = _load(network, device)
     out = Path(outdir)
     images, written = [], []
+    if grid and seed_list is not None:
+        bounds.check_memory(2 * _image_bytes(pipe, len(seed_list)), "--grid", f"a grid of {len(seed_list)} images")
     with _usage_errors():
         if projected_w is not None:
-            with np.load(projected_w, allow_pickle=False) as f:
-                if "w" not in f:
-                    raise click.UsageError(f"{projected_w}: no array named 'w' (expected [1, num_ws, w_dim])")
-                ws = f["w"]
-            ws = ws.reshape(-1, *ws.shape[-2:])
+            ws = _read_projected_w(projected_w, pipe)
+            if grid:
+                bounds.check_memory(2 * _image_bytes(pipe, len(ws)), "--grid", f"a grid of {len(ws)} images")
             for i, w in enumerate(ws):
                 img = pipe.synthesize(w[None], noise_mode)[0]
                 written.append(save_png(img, out / f"proj{i:02d}.png"))
                 images.append(img)
         else:
-            for seed in tqdm(_seeds(seeds), desc="generate", unit="img"):
+            for seed in tqdm(seed_list, desc="generate", unit="img"):
                 img = pipe.generate([seed], truncation_psi, class_idx, noise_mode)[0]
                 written.append(save_png(img, out / f"seed{seed:04d}.png"))
                 if grid:
@@ -126,6 +129,42 @@ def generate(network, device, seeds, truncation_psi, class_idx, noise_mode, outd
     if grid:
         written.append(save_png(make_grid(np.stack(images), grid_cols), out / "grid.png"))
     click.echo(f"wrote {len(written)} file(s) to {out}" + (" (incl. grid.png)" if grid else ""))
+
+
+def _read_projected_w(path: str, pipe):
+    """ws [N, num_ws, w_dim] from a projected_w.npz (key 'w'), its size and values checked before loading."""
+    import math
+    import zipfile
+
+    import numpy as np
+
+    where = f"--projected-w {path}"
+    try:
+        with zipfile.ZipFile(path) as z:
+            member = next((i for i in z.infolist() if i.filename == "w.npy"), None)
+            if member is None:
+                raise click.UsageError(f"{path}: no array named 'w' (expected [1, num_ws, w_dim])")
+            with z.open(member) as f:  # the .npy header says how much loading would allocate
+                fmt = np.lib.format
+                version = fmt.read_magic(f)
+                read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+                shape, _, dtype = read_header(f)
+            bounds.check_memory(max(member.file_size, math.prod(shape) * dtype.itemsize), where, "the array 'w'")
+    except (zipfile.BadZipFile, ValueError) as e:
+        if isinstance(e, bounds.BoundsError):
+            raise
+        raise click.UsageError(f"{path}: not an .npz file with a readable array 'w' (write one with flowergan "
+                               f"project)") from None
+    with np.load(path, allow_pickle=False) as f:
+        ws = f["w"]
+    want = (pipe.num_ws, pipe.w_dim)
+    if ws.ndim < 2 or tuple(ws.shape[-2:]) != want or ws.dtype.kind != "f":
+        raise click.UsageError(f"{path}: 'w' is {ws.dtype} {list(ws.shape)}; this model needs floats "
+                               f"[N, {want[0]}, {want[1]}]")
+    bounds.check_count(int(np.prod(ws.shape[:-2])), "seeds", where)
+    if not np.isfinite(ws).all():
+        raise click.UsageError(f"{path}: 'w' holds NaN or infinite values (they would render black images)")
+    return ws.reshape(-1, *want)
 
 
 @click.command()
@@ -147,9 +186,15 @@ def mix(network, device, rows, cols, styles, truncation_psi, class_idx, noise_mo
     from flowergan.inference import save_png
 
     path = _check_png(out)
+    row_seeds, col_seeds = _seeds(rows, "--rows", "mix_seeds"), _seeds(cols, "--cols", "mix_seeds")
+    if len(styles) > 10_000:
+        raise click.BadParameter(f"{len(styles):,} characters; give ranges like '0-3'", param_hint="--styles")
     pipe = _load(network, device)
+    R, K = len(row_seeds), len(col_seeds)
+    bounds.check_memory(_image_bytes(pipe, R + K + 2 * R * K + (R + 1) * (K + 1)), "--rows/--cols",
+                        f"a {R} x {K} style-mixing figure")
     with _usage_errors():
-        r = pipe.mix(_seeds(rows, "--rows"), _seeds(cols, "--cols"), styles, truncation_psi, class_idx, noise_mode)
+        r = pipe.mix(row_seeds, col_seeds, styles, truncation_psi, class_idx, noise_mode)
     save_png(r.figure(), path)
     click.echo(f"wrote {path} ({len(r.row_seeds)} x {len(r.col_seeds)} cells, layers {r.styles} of {pipe.num_ws})")
 
@@ -172,13 +217,21 @@ def truncation(network, device, seeds, psis, class_idx, noise_mode, out):
     from flowergan.inference.latents import parse_floats
 
     path = _check_png(out)
+    seed_list = _seeds(seeds, "--seeds", "mix_seeds")
     try:
+        if len(psis) > 10_000:
+            raise ValueError(f"{len(psis):,} characters; give a few values like '1,0.7,0.5,0'")
         psi_list = parse_floats(psis, "--psi")
+        bounds.check_count(len(psi_list), "psis", "--psi")
+        for v in psi_list:
+            bounds.check_float(v, "--psi", *PSI_RANGE)
     except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--psi") from None
+        raise click.BadParameter(str(e).removeprefix("--psi: "), param_hint="--psi") from None
     pipe = _load(network, device)
+    bounds.check_memory(3 * _image_bytes(pipe, len(seed_list) * len(psi_list)), "--seeds/--psi",
+                        f"a {len(seed_list)} x {len(psi_list)} truncation figure")
     with _usage_errors():
-        sweep = pipe.truncation_sweep(_seeds(seeds), psi_list, class_idx, noise_mode)
+        sweep = pipe.truncation_sweep(seed_list, psi_list, class_idx, noise_mode)
     S, P = sweep.shape[:2]
     save_png(make_grid(sweep.reshape(S * P, *sweep.shape[2:]), cols=P), path)
     click.echo(f"wrote {path} ({S} seeds x psi {psi_list})")
@@ -192,7 +245,8 @@ def truncation(network, device, seeds, psis, class_idx, noise_mode, out):
 @click.option("--space", type=click.Choice(["z", "w"]), default="z", show_default=True,
               help="z: spherical interpolation of z; w: linear interpolation of w.")
 @click.option("--loop", is_flag=True, help="Return to the first seed at the end.")
-@click.option("--fps", type=float, default=30.0, show_default=True)
+@click.option("--fps", type=float, default=30.0, show_default=True, callback=finite(0, 240, positive=True),
+              help="Frames per second (up to 240).")
 @style_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Video file: .mp4 or .gif.")
 def interpolate(network, device, seeds, frames, space, loop, fps, truncation_psi, class_idx, noise_mode, out):
@@ -207,9 +261,14 @@ def interpolate(network, device, seeds, frames, space, loop, fps, truncation_psi
 
     if Path(out).suffix.lower() not in VIDEO_SUFFIXES:
         raise click.BadParameter(f"{out}: use a name ending in .mp4 or .gif", param_hint="--out")
+    seed_list = _seeds(seeds)
+    total = (len(seed_list) if loop else max(len(seed_list) - 1, 0)) * frames + 1
+    bounds.check_count(total, "frames", "--frames")
     pipe = _load(network, device)
+    bounds.check_memory(2 * _image_bytes(pipe, total) + 4 * total * pipe.num_ws * pipe.w_dim, "--frames",
+                        f"a video of {total:,} frames")
     with _usage_errors():
-        video = pipe.interpolate(_seeds(seeds), frames, space, truncation_psi, class_idx, noise_mode, loop)
+        video = pipe.interpolate(seed_list, frames, space, truncation_psi, class_idx, noise_mode, loop)
     if Path(out).suffix.lower() == ".mp4" and not ffmpeg_available():
         click.echo("ffmpeg is unavailable (pip install imageio-ffmpeg): writing a GIF instead of MP4", err=True)
     path = write_video(out, video, fps=fps)
@@ -220,12 +279,15 @@ def interpolate(network, device, seeds, frames, space, loop, fps, truncation_psi
 @network_options
 @click.option("--target", required=True, type=click.Path(exists=True, dir_okay=False),
               help="Photo to invert (center-cropped and resized to the model resolution).")
-@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True, help="Optimisation steps.")
+@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True, callback=count("steps"),
+              help="Optimisation steps.")
 @click.option("--space", type=click.Choice(["w", "w+"]), default="w", show_default=True,
               help="w: one w for all layers (official); w+: one w per layer (closer fit, less editable).")
 @click.option("--outdir", required=True, type=click.Path(file_okay=False))
-@click.option("--seed", type=int, default=303, show_default=True, help="Random seed of the optimisation.")
-@click.option("--lr", type=float, default=0.1, show_default=True, help="Initial (peak) learning rate.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=303, show_default=True,
+              help="Random seed of the optimisation.")
+@click.option("--lr", type=float, default=0.1, show_default=True, callback=finite(0, 10, positive=True),
+              help="Initial (peak) learning rate.")
 @click.option("--class", "class_idx", type=int, default=None, help="Class index (conditional models only).")
 @click.option("--vgg16", default=None, metavar="download|none|PATH",
               help="LPIPS network: 'download' (NVlabs vgg16.pt into the cache), a local TorchScript file, or 'none' "
@@ -253,6 +315,7 @@ def project(network, device, target, steps, space, outdir, seed, lr, class_idx, 
     from flowergan.inference.perceptual import PerceptualError
 
     pipe = _load(network, device)
+    bounds.check_memory(4 * steps * pipe.num_ws * pipe.w_dim, "--steps", f"the ws of {steps:,} steps")
     out = Path(outdir)
     with _usage_errors():
         try:

@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from flowergan import infra
 from flowergan.data.errors import DataError
+from flowergan.data.limits import ArchiveLimits, check_class_count
 from flowergan.data.images import is_image_name
 
 log = logging.getLogger(__name__)
@@ -25,8 +27,7 @@ log = logging.getLogger(__name__)
 
 def default_cache_dir() -> Path:
     """$FLOWERGAN_CACHE/datasets, else ~/.cache/flowergan/datasets (memory-mapped image caches)."""
-    env = os.environ.get("FLOWERGAN_CACHE")
-    return (Path(env).expanduser() if env else Path.home() / ".cache" / "flowergan") / "datasets"
+    return infra.cache_dir("datasets")
 
 
 def _decode(data: bytes, name: str) -> np.ndarray:
@@ -73,7 +74,11 @@ class ImageDataset:
                                    self.path).parts))
         elif self.path.is_file() and zipfile.is_zipfile(self.path):
             self._type = "zip"
-            self._all = sorted(n for n in self._get_zip().namelist() if not n.endswith("/"))
+            limits = ArchiveLimits.from_env()
+            limits.check_zip_directory(self.path)
+            infos = [i for i in self._get_zip().infolist() if not i.is_dir()]
+            limits.check_zip_members(infos, f"dataset {self.path}")
+            self._all = sorted(i.filename for i in infos)
         else:
             raise DataError(f"dataset {self.path} is neither a zip nor a folder. Create one with: flowergan "
                             f"prepare SOURCE --out {self.path.with_suffix('.zip').name} --resolution 128")
@@ -172,6 +177,7 @@ class ImageDataset:
         if arr.ndim == 1:
             if not np.issubdtype(arr.dtype, np.integer) or arr.min() < 0:
                 raise DataError(f"dataset {self.path}: class labels must be integers >= 0")
+            check_class_count(int(arr.max()), f"dataset {self.path}: dataset.json")
             onehot = np.zeros((arr.size, int(arr.max()) + 1), np.float32)
             onehot[np.arange(arr.size), arr] = 1
             return onehot

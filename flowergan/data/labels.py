@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from flowergan.data.errors import DataError
+from flowergan.data.limits import check_class_count
 
 _OXFORD_NAME = re.compile(r"^image_(\d+)\.[A-Za-z0-9]+$")
 
@@ -53,6 +54,7 @@ def oxford_mat_labels(mat_path: Path, candidates: Sequence[str], subset: bool) -
         found = ", ".join(k for k in mat if not k.startswith("__")) or "nothing"
         raise DataError(f"{mat_path} has no 'labels' variable (found: {found}); Oxford's imagelabels.mat has one.")
     labels = _as_classes(mat["labels"], str(mat_path))
+    check_class_count(int(labels.max()) - 1, f"labels file {mat_path}")
     if labels.min() < 1:
         raise DataError(f"{mat_path}: contains class {labels.min()}, but .mat labels are expected 1-based as in "
                         f"Oxford's imagelabels.mat (1..102). Convert it to a 0-based dataset.json or CSV instead.")
@@ -116,6 +118,8 @@ def _table_labels(table: dict[str, int], candidates: Sequence[str], subset: bool
     bad = sorted(f"{k}={v}" for k, v in table.items() if v < 0)
     if bad:
         problems.append(f"negative classes: {_few(bad)}")
+    if out:
+        check_class_count(max(out.values()), f"labels file {where}")
     if problems:
         raise DataError(f"labels file {where} does not match the images:\n  - " + "\n  - ".join(problems) +
                         "\nFix: make the labels list exactly the image files (relative paths or unique file "

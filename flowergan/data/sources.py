@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tarfile
 import zipfile
 import zlib
@@ -12,6 +14,7 @@ from pathlib import Path
 
 from flowergan.data.errors import DataError
 from flowergan.data.images import is_image_name
+from flowergan.data.limits import ArchiveLimits
 
 DATASET_JSON = "dataset.json"
 
@@ -66,15 +69,20 @@ class Source:
         """Bytes of one small file (e.g. dataset.json), or None when absent."""
         raise NotImplementedError
 
-    def _listing(self, names: Iterable[str]) -> Listing:
+    def _listing(self, names: Iterable[str], refused: dict[str, str] | None = None) -> Listing:
+        """Classify `names` (archive order); `refused` maps names that must not be read to the reason."""
         candidates, ignored, seen = [], [], set()
         has_json = False
         for raw in names:
             name = _norm(raw)
             if name in seen:
-                ignored.append((name, "duplicate path inside the archive (a later copy of the same name)"))
+                ignored.append((name, "duplicate name inside the archive: this later copy is ignored, the first "
+                                      "copy of the name is the one used"))
                 continue
             seen.add(name)
+            if refused and name in refused:
+                ignored.append((name, refused[name]))
+                continue
             if name == DATASET_JSON:
                 has_json = True
                 ignored.append((name, "official dataset labels file (read for labels, not an image)"))
@@ -86,6 +94,31 @@ class Source:
                 ignored.append((name, reason))
         candidates.sort()
         return Listing(candidates=candidates, ignored=ignored, has_dataset_json=has_json)
+
+
+def _not_regular(path: str) -> str | None:
+    """Why a folder entry that is not a regular file (after following a link) is not used, else None."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        if not os.path.islink(path):
+            return f"cannot read its metadata ({e.strerror or e})"
+        if e.errno == errno.ELOOP:
+            return "symbolic link loop (the link leads back to itself); not used"
+        return f"dangling symbolic link (its target {os.readlink(path)!r} does not exist); not used"
+    if stat.S_ISREG(st.st_mode):
+        return None
+    if stat.S_ISDIR(st.st_mode):
+        return "symbolic link to a folder (not followed)"
+    return "not a regular file (a pipe, socket or device); not read"
+
+
+def _dir_link_reason(path: str) -> str:
+    real = os.path.realpath(path)
+    parent = os.path.realpath(os.path.dirname(path))
+    if parent == real or parent.startswith(real.rstrip(os.sep) + os.sep):
+        return "symbolic link loop (the link points to a folder that contains it); not followed"
+    return "symbolic link to a folder (not followed; pass that folder itself, or copy it in)"
 
 
 class FolderSource(Source):
@@ -106,12 +139,18 @@ class FolderSource(Source):
             for d in sorted(dirnames):
                 if d.startswith(".") or d == "__MACOSX":
                     skipped_dirs.append((rel_dir + d + "/", "hidden or macOS metadata folder (not searched)"))
+                elif os.path.islink(os.path.join(dirpath, d)):
+                    skipped_dirs.append((rel_dir + d + "/", _dir_link_reason(os.path.join(dirpath, d))))
                 else:
                     keep.append(d)
             dirnames[:] = keep
             for f in filenames:
                 full = os.path.join(dirpath, f)
-                if os.path.realpath(full) in self.exclude or not os.path.isfile(full):
+                if os.path.realpath(full) in self.exclude:
+                    continue
+                problem = _not_regular(full)
+                if problem is not None:
+                    skipped_dirs.append((rel_dir + f, problem))
                     continue
                 names.append(rel_dir + f)
         listing = self._listing(names)
@@ -136,17 +175,33 @@ class ZipSource(Source):
 
     def __init__(self, path: Path):
         super().__init__(path)
+        self.limits = ArchiveLimits.from_env()
+        self.limits.check_zip_directory(path)
         try:
             self.zf = zipfile.ZipFile(path)
         except (zipfile.BadZipFile, OSError) as e:
             raise DataError(f"{path} is not a readable zip file ({e}). Re-download or re-create it, or "
                             f"unpack it and pass the folder instead.") from None
+        self._first: dict[str, zipfile.ZipInfo] = {}  # the first member of each name: the copy that is used
+        for i in self.zf.infolist():
+            if not i.is_dir():
+                self._first.setdefault(_norm(i.filename), i)
 
     def list(self) -> Listing:
-        return self._listing(i.filename for i in self.zf.infolist() if not i.is_dir())
+        members = [i for i in self.zf.infolist() if not i.is_dir()]
+        self.limits.check_count(len(members), str(self.path))
+        refused, total = {}, 0
+        for i in self._first.values():
+            why = self.limits.member_problem(i.file_size, i.compress_size)
+            if why is not None:
+                refused[_norm(i.filename)] = why
+            elif is_image_name(i.filename.rsplit("/", 1)[-1]):
+                total += i.file_size
+        self.limits.check_total(total, str(self.path))
+        return self._listing((i.filename for i in members), refused)
 
     def iter_files(self, names):
-        lookup = {_norm(i.filename): i for i in self.zf.infolist() if not i.is_dir()}
+        lookup = self._first
         for name in names:
             try:
                 yield name, self.zf.read(lookup[name]), None
@@ -156,9 +211,12 @@ class ZipSource(Source):
                 yield name, None, f"cannot extract from the zip ({e})"
 
     def read_member(self, name):
+        info = self._first.get(name)
+        if info is None or self.limits.member_problem(info.file_size, info.compress_size):
+            return None
         try:
-            return self.zf.read(name)
-        except KeyError:
+            return self.zf.read(info)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError):
             return None
 
 
@@ -170,26 +228,43 @@ class TarSource(Source):
 
     def __init__(self, path: Path):
         super().__init__(path)
-        self._listing_warnings: list[str] = []
+        self.limits = ArchiveLimits.from_env()
+        self._refused: dict[str, str] = {}
 
     def list(self) -> Listing:
-        names, links = [], []
+        names, links, refused, total, count = [], [], {}, 0, 0
+        packed = max(self.path.stat().st_size, 1)
         try:
             with tarfile.open(self.path, "r|*") as tf:
                 for m in tf:
+                    count += 1
+                    self.limits.check_count(count, str(self.path))
                     if m.isfile():
                         names.append(m.name)
+                        why = self.limits.member_problem(m.size, None)
+                        if why is not None:
+                            refused.setdefault(_norm(m.name), why)
+                        else:
+                            total += m.size
+                        self.limits.check_total(total, str(self.path))
+                        if total > self.limits.ratio_floor * 16 and total > self.limits.max_ratio * packed:
+                            raise DataError(
+                                f"{self.path}: its {packed:,} bytes decompress to more than {total:,} "
+                                f"({total / packed:.0f}x, over the {self.limits.max_ratio:g}x limit): a "
+                                f"decompression bomb, not a photo archive. Raise the limit with "
+                                f"FLOWERGAN_ARCHIVE_MAX_RATIO if it is genuine. Nothing was written.")
                     elif not m.isdir():
                         links.append((_norm(m.name), "link or special file inside the tar (not followed)"))
         except self._ERRORS as e:
             if not names:
                 raise DataError(f"{self.path} is not a readable tar archive ({e}). Re-download it (a partial "
                                 f"download is a common cause) or unpack it and pass the folder.") from None
-            self._listing_warnings.append(
-                f"the archive is truncated or corrupt after {len(names)} files ({e}); only those are used")
-        listing = self._listing(names)
+            raise DataError(f"{self.path} is truncated or corrupt after {len(names)} files ({e}), so some images "
+                            f"would be missing. Re-download it (a partial download is the usual cause) and check "
+                            f"its size or checksum. Nothing was written.") from None
+        self._refused = refused
+        listing = self._listing(names, refused)
         listing.ignored += links
-        listing.warnings += self._listing_warnings
         return listing
 
     def iter_files(self, names):
@@ -201,6 +276,9 @@ class TarSource(Source):
                     name = _norm(m.name)
                     if name in wanted and name not in done and m.isfile():
                         done.add(name)
+                        if self.limits.member_problem(m.size, None):  # listed under another size: not read
+                            yield name, None, self.limits.member_problem(m.size, None)
+                            continue
                         f = tf.extractfile(m)
                         yield name, f.read() if f else b"", None
         except self._ERRORS as e:
@@ -215,6 +293,8 @@ class TarSource(Source):
             with tarfile.open(self.path, "r|*") as tf:
                 for m in tf:
                     if _norm(m.name) == name and m.isfile():
+                        if self.limits.member_problem(m.size, None):
+                            return None
                         f = tf.extractfile(m)
                         return f.read() if f else None
         except self._ERRORS:

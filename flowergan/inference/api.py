@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from flowergan import infra
+from flowergan.bounds import check_count
 from flowergan.inference.images import load_target, make_grid, to_uint8
 from flowergan.inference.latents import (
     class_to_c,
@@ -26,7 +28,6 @@ from flowergan.inference.latents import (
     slerp,
     style_ranges,
 )
-from flowergan.inference.loader import load_networks
 from flowergan.inference.projector import ProjectionResult
 from flowergan.inference.projector import project as _project
 
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Pipeline", "MixResult", "load", "NOISE_MODES", "DEFAULT_NOISE_MODE", "SPACES"]
 
-NOISE_MODES = ("const", "random", "none")
+NOISE_MODES = infra.NOISE_MODES
 DEFAULT_NOISE_MODE = "const"  # as the official generate.py; "random" is seeded per image (deterministic)
 SPACES = ("z", "w")
 
@@ -60,9 +61,7 @@ class MixResult:
 
 
 def _check_noise_mode(noise_mode: str) -> str:
-    if noise_mode not in NOISE_MODES:
-        raise ValueError(f"noise_mode {noise_mode!r}: choose one of {', '.join(NOISE_MODES)}")
-    return noise_mode
+    return infra.check_noise_mode(noise_mode)
 
 
 class Pipeline:
@@ -73,16 +72,50 @@ class Pipeline:
     """
 
     def __init__(self, G: torch.nn.Module, *, config: Any = None, D: torch.nn.Module | None = None,
-                 device: str | torch.device | None = None, source: Path | None = None, batch_size: int = 1):
+                 device: str | torch.device | None = None, source: Path | None = None, batch_size: int = 1,
+                 meta: dict[str, Any] | None = None):
         self.device = torch.device(device) if device is not None else next(G.parameters()).device
         self.G = G.to(self.device).eval().requires_grad_(False)
-        self.D, self.config, self.source = D, config, source
+        self.D, self.source = D, source
+        self.config = config if config is not None else getattr(G, "config", None)
+        self.meta = dict(meta or {})  # training facts of the source (kimg, train, metrics, dataset)
         self.batch_size = max(1, int(batch_size))
 
     @classmethod
     def from_loaded(cls, m, batch_size: int = 1) -> Pipeline:
         """From a `loader.LoadedModel`."""
-        return cls(m.G, config=m.config, D=m.D, device=m.device, source=m.source, batch_size=batch_size)
+        return cls(m.G, config=m.config, D=m.D, device=m.device, source=m.source, batch_size=batch_size,
+                   meta=getattr(m, "meta", None))
+
+    # ---- save / load (Hub style) -------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, name: str | Path, device: str | torch.device = "cpu", batch_size: int = 1,
+                        **hub_kwargs: Any) -> Pipeline:
+        """A model folder, run folder or official .pkl, or a Hub repo id 'owner/name[@revision]'
+        (needs `huggingface_hub`; `hub_kwargs`: revision, cache_dir, token, local_files_only)."""
+        from flowergan.inference.hub import load_pretrained
+
+        return cls.from_loaded(load_pretrained(name, device, **hub_kwargs), batch_size=batch_size)
+
+    def save_pretrained(self, out_dir: str | Path, name: str | None = None) -> Path:
+        """Write a model folder: config.json, weights.safetensors (G_ema, D) and a README.md model card."""
+        from flowergan.inference.hub import save_pretrained
+
+        return save_pretrained(out_dir, self._config(), self.G, self.D, self.meta, self.source, name=name)
+
+    def push_to_hub(self, repo_id: str, *, private: bool = False, token: str | None = None,
+                    commit_message: str = "Upload flowergan model") -> str:
+        """Upload this model (as save_pretrained writes it) to the Hub repo `repo_id`; returns the commit URL."""
+        from flowergan.inference.hub import push_to_hub
+
+        return push_to_hub(repo_id, self._config(), self.G, self.D, self.meta, self.source, private=private,
+                           token=token, commit_message=commit_message)
+
+    def _config(self):
+        if self.config is None:
+            raise ValueError("this pipeline's generator has no config (build it with Generator.from_config, "
+                             "or pass config= to Pipeline) so it cannot be saved")
+        return self.config
 
     # ---- facts about the model ---------------------------------------------------------------
     @property
@@ -219,6 +252,7 @@ class Pipeline:
         if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
             raise ValueError(f"frames must be an integer >= 1 (frames per transition), got {frames!r}")
         keys = seeds + [seeds[0]] if loop else seeds
+        check_count((len(keys) - 1) * frames + 1, "frames", "interpolate frames")  # before any work
         z = self.seeds_to_z(keys)
         if space == "w":
             keys_w = self.seeds_to_ws(keys, truncation_psi, class_idx)  # one mapping call per seed
@@ -263,6 +297,7 @@ class Pipeline:
                         vgg16_sha256=vgg16_sha256, progress=progress, **kwargs)
 
 
-def load(path: str | Path, device: str | torch.device = "cpu", batch_size: int = 1) -> Pipeline:
-    """Load a model dir, a training run dir (latest checkpoint) or an official .pkl (read safely) -> Pipeline."""
-    return Pipeline.from_loaded(load_networks(path, device), batch_size=batch_size)
+def load(path: str | Path, device: str | torch.device = "cpu", batch_size: int = 1, **hub_kwargs: Any) -> Pipeline:
+    """Load a model dir, a training run dir (latest checkpoint), an official .pkl (read safely) or a Hub
+    repo id 'owner/name' (with huggingface_hub installed) -> Pipeline."""
+    return Pipeline.from_pretrained(path, device=device, batch_size=batch_size, **hub_kwargs)

@@ -1,51 +1,17 @@
-"""Image helpers for the use area: float -> uint8 (official rounding), grids, PNG bytes/files, target photos."""
+"""Image helpers for the use area: PNG bytes/files, target photos, PSNR (float -> uint8 and grids: `flowergan.infra`)."""
 
 from __future__ import annotations
 
 import io
 import os
-import secrets
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import PIL.Image
-import torch
+
+from flowergan.infra import atomic_write, make_grid, to_uint8  # re-exported: the one implementation
 
 __all__ = ["to_uint8", "make_grid", "png_bytes", "save_png", "atomic_write", "load_target", "psnr"]
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """Generator output float [N, C, H, W] (nominally [-1, 1]) -> uint8 [N, H, W, C].
-
-    The official conversion: `(x * 127.5 + 128).clamp(0, 255).to(uint8)` (truncation, not rounding).
-    """
-    if images.ndim != 4:
-        raise ValueError(f"to_uint8: expected images [N, C, H, W], got shape {tuple(images.shape)}")
-    x = (images.detach().to(torch.float32).permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-    return x.cpu().numpy()
-
-
-def make_grid(images: np.ndarray, cols: int | None = None, pad: int = 0, bg: int = 0) -> np.ndarray:
-    """Tile uint8 images [N, H, W, C] row by row into one image [rows*H + pad*(rows-1), cols*W + ..., C].
-
-    `cols` defaults to ceil(sqrt(N)); empty cells (when N is not a multiple of cols) are filled with `bg`.
-    """
-    images = np.asarray(images)
-    if images.ndim == 3:
-        images = images[..., None]
-    if images.ndim != 4 or images.shape[0] == 0:
-        raise ValueError(f"make_grid: expected a non-empty uint8 array [N, H, W, C], got {images.shape}")
-    n, h, w, c = images.shape
-    cols = int(cols) if cols else int(np.ceil(np.sqrt(n)))
-    if cols < 1:
-        raise ValueError(f"make_grid: cols must be >= 1, got {cols}")
-    rows = (n + cols - 1) // cols
-    grid = np.full([rows * h + pad * (rows - 1), cols * w + pad * (cols - 1), c], bg, dtype=images.dtype)
-    for i in range(n):
-        r, k = divmod(i, cols)
-        grid[r * (h + pad): r * (h + pad) + h, k * (w + pad): k * (w + pad) + w] = images[i]
-    return grid
 
 
 def _pil(image: np.ndarray) -> PIL.Image.Image:
@@ -66,23 +32,6 @@ def png_bytes(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
     _pil(image).save(buf, format="PNG")
     return buf.getvalue()
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call `write(tmp_path)` for a fresh temp name next to `path` (same suffix), then rename it into place.
-
-    The temp file is created by `write` itself, so it gets the usual permissions (umask), not 0600.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp{path.suffix}"
-    try:
-        write(str(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:

@@ -9,15 +9,18 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 
+from flowergan.bounds import LIMITS, check_count, parse_int_ranges
+
 __all__ = [
     "MAX_SEED", "MAX_SEEDS", "parse_seeds", "parse_floats", "seeds_to_z", "class_to_c", "slerp", "lerp",
     "style_ranges", "parse_styles",
 ]
 
 MAX_SEED = 2**32 - 1        # np.random.RandomState accepts seeds in [0, 2**32 - 1]
-MAX_SEEDS = 1_000_000       # a guard against typos such as "0-4294967295"
+MAX_SEEDS = LIMITS["seeds"].default  # per call; FLOWERGAN_MAX_SEEDS raises it (see flowergan.bounds)
 
-_RANGE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
+_RANGE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$", re.ASCII)
+_INT = re.compile(r"\d+", re.ASCII)
 
 
 def _check_seed(seed: int, what: str = "seed") -> int:
@@ -32,31 +35,18 @@ def _check_seed(seed: int, what: str = "seed") -> int:
 def parse_seeds(spec: str | int | Iterable[int], what: str = "seeds") -> list[int]:
     """Seeds from "0-63" (inclusive range), "1,5,7-9" (list of numbers and ranges), an int or a list of ints.
 
-    Order and repeats are kept as written. Raises ValueError naming the bad part.
+    Order and repeats are kept as written. At most `bounds.limit("seeds")` seeds (checked before a range is
+    expanded). Raises ValueError (a `BoundsError` for sizes) naming the bad part.
     """
     if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
         return [_check_seed(spec, what)]
     if not isinstance(spec, str):
+        spec = list(spec)
+        check_count(len(spec), "seeds", what)
         return [_check_seed(s, what) for s in spec]
-    out: list[int] = []
-    parts = [p for p in spec.split(",")]
     if not spec.strip():
         raise ValueError(f"{what}: empty; give seeds like '0-63' or '1,5,7-9'")
-    for part in parts:
-        m = _RANGE.match(part)
-        if m:
-            lo, hi = int(m.group(1)), int(m.group(2))
-            if hi < lo:
-                raise ValueError(f"{what}: range {part.strip()!r} runs backwards; write it as '{hi}-{lo}'")
-            _check_seed(lo, what), _check_seed(hi, what)
-            if len(out) + hi - lo + 1 > MAX_SEEDS:
-                raise ValueError(f"{what}: {spec!r} asks for more than {MAX_SEEDS} seeds")
-            out.extend(range(lo, hi + 1))
-        elif part.strip().isdigit():
-            out.append(_check_seed(int(part.strip()), what))
-        else:
-            raise ValueError(f"{what}: cannot parse {part.strip()!r} in {spec!r}; give seeds like '0-63' or '1,5,7-9'")
-    return out
+    return parse_int_ranges(spec, what, 0, MAX_SEED, "seeds")
 
 
 def parse_floats(spec: str | float | Iterable[float], what: str = "values") -> list[float]:
@@ -171,13 +161,15 @@ def parse_styles(spec: str | Iterable[int] | None, num_ws: int, what: str = "sty
                 lo, hi = int(m.group(1)), int(m.group(2))
                 if hi < lo:
                     raise ValueError(f"{what}: range {part!r} runs backwards")
-                out.extend(range(lo, hi + 1))
-            elif part.isdigit():
+                out.extend(range(lo, min(hi, num_ws) + 1))  # an index >= num_ws is refused below
+            elif _INT.fullmatch(part):
                 out.append(int(part))
             else:
                 raise ValueError(f"{what}: cannot parse {part!r}; use layer indices like '0-3' or '0,2,4-6', or "
                                  f"one of {sorted(named)} / 'none'")
     else:
+        spec = list(spec)
+        check_count(len(spec), "seeds", what)
         out = [int(i) for i in spec]
     bad = [i for i in out if not 0 <= i < num_ws]
     if bad:

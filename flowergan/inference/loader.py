@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -21,6 +21,7 @@ class LoadedModel:
     source: Path                  # the resolved file or folder
     device: torch.device
     augment_p: float = 0.0
+    meta: dict = field(default_factory=dict)  # the model folder's config.json (kimg, train, metrics, ...)
 
 
 def load_networks(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
@@ -31,10 +32,10 @@ def load_networks(path: str | Path, device: str | torch.device = "cpu") -> Loade
         from flowergan.compat.official import load_official_pickle
 
         d = load_official_pickle(src)
-        cfg, aug_p = d["config"], d["augment_p"]
+        cfg, aug_p, meta = d["config"], d["augment_p"], {"augment_p": d["augment_p"], "source_pickle": src.name}
     else:
         d = load_model_dir(src)
-        cfg, aug_p = d["config"], float(d["meta"].get("augment_p", 0.0))
+        cfg, aug_p, meta = d["config"], float(d["meta"].get("augment_p", 0.0)), d["meta"]
     G = d["G_ema"] if d.get("G_ema") is not None else d["G"]
     if G is None:
         raise ValueError(f"{src}: holds no generator weights")
@@ -42,4 +43,5 @@ def load_networks(path: str | Path, device: str | torch.device = "cpu") -> Loade
     D = d.get("D")
     if D is not None:
         D = D.to(device).eval().requires_grad_(False)
-    return LoadedModel(G=G, D=D, config=cfg, source=src, device=device, augment_p=aug_p)
+    return LoadedModel(G=G, D=D, config=cfg, source=src, device=device, augment_p=aug_p,
+                       meta=meta)

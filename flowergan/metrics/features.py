@@ -8,13 +8,14 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from flowergan.infra import atomic_write, to_uint8_nchw
 
 from .download import cache_dir
 
@@ -93,16 +94,7 @@ class FeatureStats:
             arrays["features"] = self.get_all()
         if self.capture_mean_cov:
             arrays["mu"], arrays["sigma"] = self.get_mean_cov()
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp.npz", dir=path.parent)
-        os.close(fd)
-        try:
-            np.savez(tmp, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        atomic_write(path, lambda tmp: np.savez(tmp, **arrays))  # the temp name keeps the .npz suffix
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> FeatureStats:
@@ -122,8 +114,8 @@ class FeatureStats:
 
 
 def to_uint8(img: torch.Tensor) -> torch.Tensor:
-    """Generator output `[N, C, H, W]` in [-1, 1] -> uint8, exactly as the official code converts."""
-    return (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    """Generator output `[N, C, H, W]` in [-1, 1] -> uint8 `[N, C, H, W]`, exactly as the official code converts."""
+    return to_uint8_nchw(img)
 
 
 def as_rgb(images: torch.Tensor) -> torch.Tensor:

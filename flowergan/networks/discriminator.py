@@ -175,14 +175,18 @@ class Discriminator(nn.Module):
         self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim, resolution=4, img_channels=img_channels,
                                         architecture=architecture, mbstd_group_size=mbstd_group_size,
                                         mbstd_num_channels=mbstd_num_channels, conv_clamp=conv_clamp)
+        self.config: ModelConfig | None = None  # the config it was built from (set by from_config)
 
     @classmethod
     def from_config(cls, cfg: ModelConfig) -> Discriminator:
-        return cls(c_dim=cfg.c_dim, img_resolution=cfg.resolution, img_channels=cfg.img_channels,
+        """Build from a ModelConfig; the module keeps it as `D.config`."""
+        D = cls(c_dim=cfg.c_dim, img_resolution=cfg.resolution, img_channels=cfg.img_channels,
                    architecture=cfg.d_architecture, channel_base=cfg.channel_base, channel_max=cfg.channel_max,
                    num_fp16_res=cfg.num_fp16_res, conv_clamp=cfg.conv_clamp, cmap_dim=cfg.d_cmap_dim,
                    mbstd_group_size=cfg.mbstd_group, mbstd_num_channels=cfg.mbstd_channels,
                    mapping_layers=cfg.d_map_layers)
+        D.config = cfg
+        return D
 
     def layers_in_order(self) -> list[nn.Module]:
         """All block layers from the input side, in the official numbering (for `freeze_d`)."""

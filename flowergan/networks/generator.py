@@ -13,12 +13,11 @@ import torch
 from torch import nn
 
 from flowergan.config import ModelConfig
+from flowergan.infra import NOISE_MODES
 from flowergan.networks import layers
 from flowergan.networks.layers import Conv2dLayer, FullyConnectedLayer, MappingNetwork
 from flowergan.ops import bias_act, modulated_conv2d, setup_filter, upsample2d
 from flowergan.ops.bias_act import ACTIVATIONS, bias_lrelu_
-
-NOISE_MODES = ("random", "const", "none")
 
 
 class SynthesisLayer(nn.Module):
@@ -239,10 +238,12 @@ class Generator(nn.Module):
         self.synthesis = SynthesisNetwork(w_dim, img_resolution, img_channels, **(synthesis_kwargs or {}))
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(z_dim, c_dim, w_dim, self.num_ws, **(mapping_kwargs or {}))
+        self.config: ModelConfig | None = None  # the config it was built from (set by from_config)
 
     @classmethod
     def from_config(cls, cfg: ModelConfig) -> Generator:
-        return cls(
+        """Build from a ModelConfig; the module keeps it as `G.config` (save/load needs nothing else)."""
+        G = cls(
             z_dim=cfg.z_dim, c_dim=cfg.c_dim, w_dim=cfg.w_dim, img_resolution=cfg.resolution,
             img_channels=cfg.img_channels,
             mapping_kwargs=dict(num_layers=cfg.map_layers, layer_features=cfg.map_hidden,
@@ -252,6 +253,8 @@ class Generator(nn.Module):
                                   num_fp16_res=cfg.num_fp16_res, architecture=cfg.g_architecture,
                                   conv_clamp=cfg.conv_clamp),
         )
+        G.config = cfg
+        return G
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1,
                 truncation_cutoff: int | None = None, noise_mode: str = "random",

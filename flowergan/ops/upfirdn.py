@@ -93,6 +93,9 @@ class _DepthwiseFirAdjoint(torch.autograd.Function):
 def _depthwise(x: torch.Tensor, w: torch.Tensor, stride: tuple[int, int]) -> torch.Tensor:
     if w.requires_grad:  # a learned filter needs its own gradient: let autograd handle the whole op
         return F.conv2d(x, w, stride=stride, groups=w.shape[0])
+    if not (torch.is_grad_enabled() and x.requires_grad):
+        # No gradient to shape: the same convolution, and no Python autograd function in traced/exported graphs.
+        return F.conv2d(x, w.to(x.dtype), stride=stride, groups=w.shape[0])
     return _DepthwiseFir.apply(x, w, stride)
 
 

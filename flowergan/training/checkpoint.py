@@ -3,18 +3,28 @@
 
 from __future__ import annotations
 
-import json
 import logging
+import math
+import re
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 
 from flowergan.config import ModelConfig
 from flowergan.networks.resolve import CHECKPOINTS_DIR, list_checkpoints
-from flowergan.networks.store import write_model_dir
+from flowergan.networks.store import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    ModelFileError,
+    check_finite,
+    read_json,
+    read_model_config,
+    read_tensors,
+    write_model_dir,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,25 +69,150 @@ def save_checkpoint(run_dir: Path, cfg: ModelConfig, modules: dict[str, torch.nn
         t, m = _flatten_optimizer(f"opt_{name}", opt.state_dict())
         tensors.update(t)
         opt_meta[name] = m
+    bad = [k for k in ("pl_mean", "augment_p") if isinstance(state.get(k), float) and not math.isfinite(state[k])]
+    if bad:
+        raise ModelFileError(f"refusing to save a checkpoint at {state['cur_nimg']} images: {', '.join(bad)} is "
+                             f"not finite (training diverged)")
     out = Path(run_dir) / CHECKPOINTS_DIR / checkpoint_name(int(state["cur_nimg"]))
     write_model_dir(out, cfg, modules, meta=meta,
                     extra_files={STATE_TENSORS: tensors, STATE_JSON: {**state, "optimizers": opt_meta}})
     return out
 
 
+_STATE_KEYS = {"cur_nimg": int, "batch_idx": int, "pl_mean": (int, float), "sampler": dict, "optimizers": dict}
+
+
+def read_checkpoint_state(ckpt_dir: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(train_state.json, train_state.safetensors) of a checkpoint, checked: every required key with its type,
+    every tensor finite. Raises ModelFileError saying what is wrong."""
+    ckpt_dir = Path(ckpt_dir)
+    if not (ckpt_dir / STATE_JSON).exists() and (ckpt_dir / CONFIG_NAME).is_file() \
+            and not (ckpt_dir / STATE_TENSORS).exists():
+        raise ModelFileError(f"{ckpt_dir}: no {STATE_JSON}; this is a model folder, not a training checkpoint "
+                             f"(use it with --finetune instead of --resume)")
+    state = read_json(ckpt_dir / STATE_JSON, "training state")
+    for key, typ in _STATE_KEYS.items():
+        v = state.get(key)
+        if isinstance(v, bool) or not isinstance(v, typ):
+            raise ModelFileError(f"{ckpt_dir / STATE_JSON}: {key!r} is {v!r}; the training state is damaged")
+    for key in ("pl_mean", "augment_p"):
+        if isinstance(state.get(key), float) and not math.isfinite(state[key]):
+            raise ModelFileError(f"{ckpt_dir / STATE_JSON}: {key!r} is {state[key]}; the training state is unusable "
+                                 f"(training diverged before this checkpoint). Use an earlier checkpoint.")
+    if state["cur_nimg"] < 0 or state["batch_idx"] < 0:
+        raise ModelFileError(f"{ckpt_dir / STATE_JSON}: negative image or batch counter; the file is damaged")
+    tensors = read_tensors(ckpt_dir / STATE_TENSORS, "training state tensors")
+    check_finite({k: v for k, v in tensors.items() if not k.startswith("rng.")}, str(ckpt_dir / STATE_TENSORS))
+    return state, tensors
+
+
 def load_checkpoint_state(ckpt_dir: Path, optimizers: dict[str, torch.optim.Optimizer]
                           ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Restore optimiser states in place; return (plain state dict, rng tensors)."""
-    ckpt_dir = Path(ckpt_dir)
-    if not (ckpt_dir / STATE_JSON).is_file():
-        raise FileNotFoundError(f"{ckpt_dir}: no {STATE_JSON}; this is a model folder, not a training checkpoint "
-                                f"(use it with --finetune instead of --resume)")
-    state = json.loads((ckpt_dir / STATE_JSON).read_text())
-    tensors = load_file(str(ckpt_dir / STATE_TENSORS)) if (ckpt_dir / STATE_TENSORS).is_file() else {}
+    state, tensors = read_checkpoint_state(ckpt_dir)
+    for name in optimizers:
+        if not isinstance(state["optimizers"].get(name), dict):
+            raise ModelFileError(f"{ckpt_dir / STATE_JSON}: no optimiser state for {name}; the file is damaged")
     for name, opt in optimizers.items():
         opt.load_state_dict(_unflatten_optimizer(f"opt_{name}", tensors, state["optimizers"][name]))
     rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng.")}
     return state, rng
+
+
+def verify_checkpoint(ckpt_dir: Path) -> None:
+    """Everything `--resume` will read, read and checked now: model config, weights (finite), training state.
+    Raises ModelFileError with the reason."""
+    ckpt_dir = Path(ckpt_dir)
+    cfg, _ = read_model_config(ckpt_dir)
+    weights = read_tensors(ckpt_dir / WEIGHTS_NAME)
+    for net in ("G", "G_ema", "D"):
+        if not any(k.startswith(net + ".") for k in weights):
+            raise ModelFileError(f"{ckpt_dir / WEIGHTS_NAME}: no {net} weights; a training checkpoint holds "
+                                 f"G, G_ema and D")
+    check_finite(weights, str(ckpt_dir / WEIGHTS_NAME))
+    del weights
+    read_checkpoint_state(ckpt_dir)
+
+
+@dataclass
+class ResumePoint:
+    """Where `--resume` continues: the run, the checkpoint that verified, the run's saved options, and the
+    newer checkpoints that were skipped with the reason."""
+
+    run_dir: Path
+    checkpoint: Path
+    run_config: dict[str, Any]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def _candidates(run_dir: Path) -> list[Path]:
+    """Checkpoint folders of a run, newest first, complete or not (hidden temp folders excluded)."""
+    d = run_dir / CHECKPOINTS_DIR
+    if not d.is_dir():
+        return []
+    return sorted((p for p in d.iterdir() if p.is_dir() and re.fullmatch(r"snapshot-\d+", p.name)), reverse=True)
+
+
+def _latest_run_with_checkpoints(out_dir: Path) -> Path | None:
+    if not out_dir.is_dir():
+        return None
+    runs = sorted(p for p in out_dir.iterdir() if p.is_dir() and re.match(r"^\d+-", p.name) and _candidates(p))
+    return runs[-1] if runs else None
+
+
+def find_resume(spec: str | Path, out_dir: str | Path) -> ResumePoint:
+    """Resolve `--resume latest | RUN | CHECKPOINT` to the newest checkpoint that loads and verifies.
+
+    A run (or `latest`: the newest run under `out_dir` with checkpoints) falls back past checkpoints that are
+    corrupt, saying which and why (also logged as warnings); a checkpoint folder given explicitly must verify.
+    Raises ModelFileError when nothing usable is found, listing every reason.
+    """
+    out_dir = Path(out_dir)
+    if str(spec) == "latest":
+        run_dir = _latest_run_with_checkpoints(out_dir)
+        if run_dir is None:
+            raise ModelFileError(f"--resume latest: no run with a checkpoint under {out_dir}; pass --out with the "
+                                 f"folder that holds your runs, or a run folder")
+        candidates = _candidates(run_dir)
+    else:
+        target = Path(spec)
+        if not target.is_dir():
+            raise ModelFileError(f"--resume {spec}: no such folder; pass 'latest', a run folder or a checkpoint")
+        if _candidates(target):
+            run_dir, candidates = target, _candidates(target)
+        elif (target / STATE_JSON).exists() or (target / STATE_TENSORS).exists() or (target / CONFIG_NAME).exists():
+            run_dir, candidates = target.parent.parent, [target]
+        else:
+            raise ModelFileError(f"--resume {target}: neither a run folder with checkpoints/ nor a checkpoint")
+    skipped: list[tuple[Path, str]] = []
+    for c in candidates:
+        try:
+            verify_checkpoint(c)
+        except (ModelFileError, OSError) as e:
+            skipped.append((c, str(e)))
+            log.warning("--resume: skipping %s: %s", c, e)
+            continue
+        return ResumePoint(run_dir, c, _run_config(run_dir, c), skipped)
+    reasons = "\n".join(f"  {p.name}: {why}" for p, why in skipped)
+    raise ModelFileError(f"--resume {spec}: no checkpoint of {run_dir} loads and verifies:\n{reasons}\n"
+                         f"Start a new run, or restore a checkpoint from a backup.")
+
+
+def _run_config(run_dir: Path, ckpt_dir: Path) -> dict[str, Any]:
+    """The run's saved options (run/config.json); when that is damaged, the copy inside the checkpoint."""
+    try:
+        saved = read_json(run_dir / CONFIG_NAME, "run config")
+        if isinstance(saved.get("model"), dict) and isinstance(saved.get("train"), dict):
+            return saved
+        reason = "it lacks 'model' or 'train'"
+    except ModelFileError as e:
+        reason = str(e)
+    doc = read_json(ckpt_dir / CONFIG_NAME, "model config")
+    if not isinstance(doc.get("train"), dict):
+        raise ModelFileError(f"{run_dir / CONFIG_NAME}: unusable ({reason}) and {ckpt_dir} holds no copy of the "
+                             f"training options")
+    log.warning("%s is unusable (%s); using the options saved in %s", run_dir / CONFIG_NAME, reason, ckpt_dir)
+    return {"model": doc["model"], "train": doc["train"]}
 
 
 def prune_checkpoints(run_dir: Path, keep: int, protect: set[str] | None = None) -> None:

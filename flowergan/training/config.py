@@ -9,7 +9,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from flowergan import bounds
 from flowergan.config import ConfigError, from_dict_strict
+from flowergan.errors import BoundsError
+from flowergan.infra import NOISE_MODES
+
+LOG_BACKENDS = ("jsonl", "tensorboard", "wandb")  # see training.loggers
 
 CFG_NAMES = ("auto", "stylegan2", "paper256", "paper512", "paper1024", "cifar")
 AUG_PRESETS = ("blit", "geom", "color", "filter", "noise", "cutout", "bg", "bgc", "bgcf", "bgcfn", "bgcfnc")
@@ -77,7 +82,11 @@ class TrainConfig:
     metrics_num: int = opt(1000, "Generated images per metric evaluation.", group="Snapshots")
     log_every: float = opt(0.0, "kimg between log lines (0: 50 lines per run).", group="Snapshots")
     seed: int = opt(0, "Random seed.")
-    noise_mode: str = opt("random", "Noise inputs of G during training.", choices=("random", "const", "none"))
+    noise_mode: str = opt("random", "Noise inputs of G during training.", choices=NOISE_MODES)
+    log: tuple[str, ...] = opt(("jsonl",), "Log backends, repeat for several: jsonl (RUN/log.jsonl, always "
+                               "written), tensorboard (RUN/tensorboard, extra 'tensorboard'), wandb (Weights & "
+                               "Biases, extra 'wandb'; WANDB_MODE=offline needs no account). Each gets the same "
+                               "scalars, image grids and config.", choices=LOG_BACKENDS, group="Snapshots")
     # Device and precision.
     device: str = opt("auto", "auto (CUDA when available), cpu, cuda or cuda:N (torchrun assigns "
                       "cuda:LOCAL_RANK).", group="Performance")
@@ -96,6 +105,7 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         d["betas"] = list(self.betas)
         d["metrics"] = list(self.metrics)
+        d["log"] = list(self.log)
         return d
 
     @classmethod
@@ -111,6 +121,8 @@ class TrainConfig:
             d["betas"] = tuple(d["betas"])
         if "metrics" in d:
             d["metrics"] = tuple(d["metrics"])
+        if isinstance(d.get("log"), list):
+            d["log"] = tuple(d["log"])
         return from_dict_strict(cls, d, where)
 
     def replace(self, **kw: Any) -> TrainConfig:
@@ -154,6 +166,12 @@ class TrainConfig:
                 continue
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise ConfigError(f"{_flag(name)} {v!r}: must be an integer >= {lo}")
+        for name, limit in (("batch", "batch"), ("batch_gpu", "batch"), ("metrics_num", "images")):
+            if getattr(self, name) is not None:  # the CLI-wide limits of flowergan.bounds (hostile-surface)
+                try:
+                    bounds.check_count(getattr(self, name), limit, _flag(name))
+                except BoundsError as e:
+                    raise ConfigError(str(e)) from None
         if len(self.betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.betas):
             raise ConfigError(f"betas={self.betas}: two numbers in [0, 1)")
         if self.aug not in ("ada", "fixed", "none"):
@@ -166,8 +184,10 @@ class TrainConfig:
             raise ConfigError(f"--data-cache {self.data_cache!r}: choose 'auto', 'memory', 'mmap' or 'lazy'")
         if isinstance(self.data_workers, bool) or not isinstance(self.data_workers, int) or self.data_workers < -1:
             raise ConfigError(f"--data-workers {self.data_workers!r}: must be an integer >= 0, or -1 for auto")
-        if self.noise_mode not in ("random", "const", "none"):
-            raise ConfigError(f"--noise-mode {self.noise_mode!r}: choose 'random', 'const' or 'none'")
+        if self.noise_mode not in NOISE_MODES:
+            raise ConfigError(f"--noise-mode {self.noise_mode!r}: choose one of {', '.join(NOISE_MODES)}")
+        if not isinstance(self.log, tuple) or not all(b in LOG_BACKENDS for b in self.log):
+            raise ConfigError(f"--log {self.log!r}: each backend must be one of {', '.join(LOG_BACKENDS)}")
         dev = self.device.split(":")[0]
         if dev not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"--device {self.device!r}: choose auto, cpu, cuda or cuda:N")

@@ -28,8 +28,9 @@ from flowergan.training.distributed import (
     broadcast_module,
 )
 from flowergan.training.ema import ema_beta, update_ema
+from flowergan.training.loggers import RunLoggers
 from flowergan.training.phases import StyleGAN2Loss, make_phases
-from flowergan.training.progress import RunLogger, StatsAccumulator, plot_progress, save_grid
+from flowergan.training.progress import StatsAccumulator, grid_name, plot_progress, rewind_run, save_grid
 from flowergan.training.recipe import resolve
 
 log = logging.getLogger(__name__)
@@ -296,7 +297,10 @@ class Trainer:
         if self.augment_pipe is not None:
             modules["augment_pipe"] = self.augment_pipe
         meta = {"augment_p": float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0,
-                "kimg": self.cur_nimg / 1000, "train": self.cfg.to_dict(), **(extra_meta or {})}
+                "kimg": self.cur_nimg / 1000, "train": self.cfg.to_dict(),
+                "dataset": {"name": Path(self.cfg.data).name,  # for the model card; size without x-flips
+                            "size": len(self.dataset) // (2 if getattr(self.dataset, "xflip", False) else 1)},
+                **(extra_meta or {})}
         path = ckpt.save_checkpoint(self.run_dir, self.model_cfg, modules, self.opts, self.state(),
                                     ckpt.rng_state(self.device), meta)
         protect = {self.best["checkpoint"]} if self.best.get("checkpoint") else set()
@@ -373,10 +377,15 @@ def train(trainer: Trainer, *, progress: bool = True) -> dict[str, Any]:
     total = int(round(cfg.kimg * 1000))
     snap_nimg = max(int(round(cfg.snap * 1000)), 1)
     log_nimg = int(round(cfg.log_every * 1000)) if cfg.log_every > 0 else max(total // 50, cfg.batch)
-    logger = RunLogger(run_dir) if (info.is_main and run_dir is not None) else None
+    logger = None
+    if info.is_main and run_dir is not None:
+        if trainer.cur_nimg > 0:  # resumed: forget what a killed process wrote after the checkpoint
+            rewind_run(run_dir, trainer.cur_nimg / 1000)
+        logger = RunLoggers(run_dir, cfg.log, config={"model": trainer.model_cfg.to_dict(), "train": cfg.to_dict()})
     if logger is not None and trainer.cur_nimg == 0:
         reals = trainer.dataset.get_batch(np.arange(min(GRID_SIZE, len(trainer.dataset))))[0]
-        save_grid(images_to_float(torch.from_numpy(np.asarray(reals))), run_dir / "reals.png")
+        grid = save_grid(images_to_float(torch.from_numpy(np.asarray(reals))), run_dir / "reals.png")
+        logger.image("reals", grid, 0.0)
     bar = None
     if progress and info.is_main:
         from tqdm import tqdm
@@ -437,9 +446,10 @@ def _postfix(rec: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _snapshot(trainer: Trainer, logger: RunLogger | None, done: bool) -> None:
-    """Metrics (under fork_rng, on every rank), then on rank 0: checkpoint (with the RNG state of this exact
-    moment), grid, log line, plot."""
+def _snapshot(trainer: Trainer, logger: RunLoggers | None, done: bool) -> None:
+    """Metrics (under fork_rng, on every rank), then on rank 0: grid and metrics line, then the checkpoint
+    (with the RNG state of this exact moment), plot. The checkpoint appears last, so after a kill -9 every
+    checkpoint has its grid and log lines; anything written past the resumed checkpoint is dropped on resume."""
     run_dir = trainer.run_dir
     metrics = trainer.run_metrics() if trainer.cfg.metrics else {}
     if not trainer.info.is_main or run_dir is None:
@@ -448,12 +458,14 @@ def _snapshot(trainer: Trainer, logger: RunLogger | None, done: bool) -> None:
     name = ckpt.checkpoint_name(trainer.cur_nimg)
     if "fid" in metrics and (not trainer.best or metrics["fid"] < trainer.best.get("fid", math.inf)):
         trainer.best = {"fid": metrics["fid"], "kimg": kimg, "checkpoint": name}
-    path = trainer.save_checkpoint({"metrics": metrics})
     (run_dir / "samples").mkdir(exist_ok=True)
     with torch.random.fork_rng(devices=[]):
-        save_grid(trainer.fixed_grid(), run_dir / "samples" / f"fakes-{kimg:010.3f}kimg.png")
+        grid = save_grid(trainer.fixed_grid(), run_dir / "samples" / grid_name(kimg))
+    if logger is not None:
+        logger.image("fakes", grid, kimg)
     if logger is not None and metrics:
         logger.write({"kimg": kimg, **{f"Metrics/{k}": v for k, v in metrics.items()}})
+    path = trainer.save_checkpoint({"metrics": metrics})
     plot_progress(run_dir / "log.jsonl", run_dir / "progress.png")
     save_json({"checkpoint": str(path), "kimg": kimg, "best": trainer.best, "done": done}, run_dir / "latest.json")
     log.info("snapshot at %.3f kimg -> %s%s", kimg, path,

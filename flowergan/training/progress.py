@@ -1,17 +1,20 @@
-"""What a person watching training sees: statistics accumulation, the JSON-lines log, TensorBoard
-events (when installed), sample grids, and a PNG plot of losses, p and FID against kimg."""
+"""What a person watching training sees: statistics accumulation, reading the JSON-lines log, sample
+grids, and a PNG plot of losses, p and FID against kimg (the log backends are in `loggers`)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import math
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from flowergan.infra import atomic_write, make_grid, to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -46,35 +49,6 @@ class StatsAccumulator:
         self.counts.clear()
 
 
-class RunLogger:
-    """Appends JSON lines to run_dir/log.jsonl and mirrors scalars to TensorBoard when available."""
-
-    def __init__(self, run_dir: Path, tensorboard: bool = True):
-        self.path = Path(run_dir) / "log.jsonl"
-        self.tb = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(Path(run_dir) / "tensorboard"))
-            except Exception:  # tensorboard not installed: the JSON log is enough
-                log.debug("tensorboard not available; logging to log.jsonl only")
-
-    def write(self, record: dict[str, Any]) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        if self.tb is not None and "kimg" in record:
-            step = int(round(record["kimg"] * 1000))
-            for k, v in record.items():
-                if isinstance(v, (int, float)) and k != "kimg":
-                    self.tb.add_scalar(k, v, step)
-            self.tb.flush()
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
-
-
 def read_log(path: Path) -> list[dict[str, Any]]:
     if not Path(path).is_file():
         return []
@@ -87,26 +61,64 @@ def read_log(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def save_grid(images: torch.Tensor, path: Path, cols: int | None = None) -> None:
-    """images [N, C, H, W] float in ~[-1, 1] -> one PNG grid (written atomically)."""
-    import os
+GRID_NAME = re.compile(r"^fakes-(\d+\.\d+)kimg\.png$")
 
+
+def grid_name(kimg: float) -> str:
+    """File name of the sample grid at `kimg` (inside run/samples/)."""
+    return f"fakes-{kimg:010.3f}kimg.png"
+
+
+def rewind_run(run_dir: Path, kimg: float) -> dict[str, int]:
+    """After a crash, make the run folder agree with the checkpoint at `kimg` that training resumes from:
+    log.jsonl lines past `kimg` (and lines cut by the crash) are dropped, sample grids past `kimg` deleted.
+    The resumed run writes them again (identically: resume is exact). Returns what was removed."""
+    run_dir = Path(run_dir)
+    removed = {"log_lines": 0, "grids": 0}
+    path = run_dir / "log.jsonl"
+    if path.is_file():
+        kept = []
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                rec = json.loads(line)
+                ok = isinstance(rec, dict) and not (isinstance(rec.get("kimg"), (int, float))
+                                                    and rec["kimg"] > kimg + 1e-9)
+            except json.JSONDecodeError:
+                ok = False
+            if ok:
+                kept.append(line)
+            else:
+                removed["log_lines"] += 1
+        if removed["log_lines"]:
+            atomic_write(path, lambda tmp: Path(tmp).write_text("".join(line + "\n" for line in kept),
+                                                                encoding="utf-8"))
+    samples = run_dir / "samples"
+    if samples.is_dir():
+        for p in samples.iterdir():
+            m = GRID_NAME.match(p.name)
+            if m and float(m.group(1)) > kimg + 1e-9:
+                p.unlink()
+                removed["grids"] += 1
+    for folder in (run_dir, samples):  # half-written temp files of the killed process (grid, log, plot, json)
+        if folder.is_dir():
+            for p in folder.iterdir():
+                if p.is_file() and p.name.startswith(".") and ".tmp" in p.name:
+                    p.unlink(missing_ok=True)
+    if any(removed.values()):
+        log.info("resume at %.3f kimg: dropped %d log line(s) and %d sample grid(s) written after that checkpoint",
+                 kimg, removed["log_lines"], removed["grids"])
+    return removed
+
+
+def save_grid(images: torch.Tensor, path: Path, cols: int | None = None) -> np.ndarray:
+    """images [N, C, H, W] float in ~[-1, 1] -> one PNG grid (written atomically); returns it, uint8 [H, W, C]."""
     from PIL import Image
 
-    x = (images.detach().float().cpu() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-    N, C, H, W = x.shape
-    cols = cols or int(math.ceil(math.sqrt(N)))
-    rows = int(math.ceil(N / cols))
-    grid = torch.zeros([C, rows * H, cols * W], dtype=torch.uint8)
-    for i in range(N):
-        r, c = divmod(i, cols)
-        grid[:, r * H:(r + 1) * H, c * W:(c + 1) * W] = x[i]
-    arr = grid.permute(1, 2, 0).numpy()
-    img = Image.fromarray(arr[:, :, 0] if C == 1 else arr, "L" if C == 1 else "RGB")
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    img.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    grid = make_grid(to_uint8(images.detach().float().cpu()), cols=cols)
+    C = grid.shape[2]
+    img = Image.fromarray(grid[:, :, 0] if C == 1 else grid, "L" if C == 1 else "RGB")
+    atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
+    return grid
 
 
 def plot_progress(log_path: Path, out_path: Path) -> bool:
@@ -139,11 +151,8 @@ def plot_progress(log_path: Path, out_path: Path) -> bool:
             ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    out_path = Path(out_path)
-    tmp = out_path.with_name(f".{out_path.name}.tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    import os
-
-    os.replace(tmp, out_path)
+    try:
+        atomic_write(out_path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
+    finally:
+        plt.close(fig)
     return True

@@ -1,6 +1,9 @@
 """The local model explorer: a standard-library ThreadingHTTPServer serving a static page and a small
 JSON API. All generation runs on one worker thread behind a bounded queue, so a burst of requests
-is answered 503 instead of piling up, and every request waits at most `Limits.timeout_s`.
+is answered 503 instead of piling up, and every request waits at most `Limits.timeout_s`. Open
+connections are capped too (more get 503 with Retry-After, never a reset), request bodies are bounded in
+bytes, nesting and number length, and every size a request asks for is checked (flowergan.bounds) before
+any work, so no request can make the server allocate without bound.
 
 Endpoints (JSON in and out; errors are 4xx/5xx with {"error": "..."} naming the field and its range):
   GET  /api/info          model facts, named style ranges and the limits below
@@ -12,6 +15,7 @@ Endpoints (JSON in and out; errors are 4xx/5xx with {"error": "..."} naming the 
 from __future__ import annotations
 
 import base64
+import contextlib
 import ipaddress
 import json
 import logging
@@ -28,6 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 
+from flowergan.bounds import MAX_INT_DIGITS, PSI_RANGE
 from flowergan.inference.api import NOISE_MODES, SPACES, Pipeline
 from flowergan.inference.images import png_bytes
 from flowergan.inference.latents import MAX_SEED, parse_styles
@@ -50,11 +55,15 @@ class Limits:
     max_batch: int = 16           # seeds per /api/generate request
     max_frames: int = 64          # total frames per /api/interpolate request
     max_walk_seeds: int = 8       # seeds per walk
-    psi_min: float = -1.0
-    psi_max: float = 2.0
+    psi_min: float = PSI_RANGE[0]
+    psi_max: float = PSI_RANGE[1]
     queue_size: int = 4           # generation requests waiting behind the running one
     timeout_s: float = 60.0       # a request gets 504 when its generation has not finished by then
     max_body: int = 16384         # bytes of JSON per request
+    max_depth: int = 8            # nesting of JSON arrays/objects per request
+    max_connections: int = 64     # open connections served at once; more are answered 503 and closed
+    backlog: int = 256            # connections the OS queues before accept (the listen backlog)
+    request_timeout_s: float = 10.0  # seconds a client may take to send a request (or stay idle)
 
 
 class ApiError(Exception):
@@ -117,6 +126,46 @@ def _data_url(image) -> str:
 
 
 # ---- input validation --------------------------------------------------------------------------
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
+_LENGTH = re.compile(rf"\d{{1,{MAX_INT_DIGITS}}}", re.ASCII)
+
+
+def _json_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ApiError(400, f"a number with {len(text)} digits: integers have at most {MAX_INT_DIGITS} digits here")
+    return int(text)
+
+
+def _json_float(text: str) -> float:
+    v = float(text)
+    if v in (float("inf"), float("-inf")):
+        raise ApiError(400, f"the number {text[:30]} is too large (it is infinite as a float)")
+    return v
+
+
+def _json_constant(name: str):
+    raise ApiError(400, f"{name} is not allowed: numbers must be finite")
+
+
+def parse_body(raw: bytes, max_depth: int) -> Any:
+    """A request body as JSON, refused (ApiError 400) when not UTF-8 JSON, nested deeper than `max_depth`,
+    or holding over-long integers, NaN or infinities (all checked without recursion or big allocations)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ApiError(400, f"the request body is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    depth = 0
+    for b in _BRACKETS.findall(_STRINGS.sub("", text)):
+        depth += 1 if b in "[{" else -1
+        if depth > max_depth:
+            raise ApiError(400, f"the request body nests arrays/objects more than {max_depth} deep")
+    try:
+        return json.loads(text or "{}", parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant)
+    except (ValueError, RecursionError) as e:
+        raise ApiError(400, f"the request body is not valid JSON ({str(e)[:120]})") from None
+
+
 def _check_keys(body: dict, allowed: set[str]) -> None:
     unknown = sorted(set(body) - allowed)
     if unknown:
@@ -171,7 +220,11 @@ class ExplorerServer(ThreadingHTTPServer):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.pipe, self.limits = pipe, limits
+        self.request_queue_size = limits.backlog
         self.loopback_only = is_loopback(address[0])
+        self._conn_lock = threading.Lock()
+        self.open_connections = self._refusing = 0
+        self.refused = 0  # connections answered 503 because max_connections were open
         self.worker = GenerationWorker(limits.queue_size)
         try:
             super().__init__(address, ExplorerHandler)
@@ -188,6 +241,66 @@ class ExplorerServer(ThreadingHTTPServer):
     def server_close(self) -> None:
         super().server_close()
         self.worker.stop()
+
+    # ---- connections: a cap, 503 beyond it, and closes that never reset the client ---------------
+    def process_request(self, request, client_address) -> None:
+        with self._conn_lock:
+            serve = self.open_connections < self.limits.max_connections
+            spare = not serve and self._refusing < self.limits.max_connections
+            if serve:
+                self.open_connections += 1
+            else:
+                self.refused += 1
+                self._refusing += spare
+        if serve:
+            return super().process_request(request, client_address)  # a handler thread
+        if spare:  # answer 503 on a short-lived thread; with those also all busy, here (briefly)
+            threading.Thread(target=self._refuse, args=(request, True), daemon=True).start()
+        else:
+            self._refuse(request, False)
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._conn_lock:
+                self.open_connections -= 1
+
+    def _refuse(self, request, counted: bool) -> None:
+        """503 + Retry-After on a connection over the cap, after reading what the client sent."""
+        try:
+            request.settimeout(0.25)
+            with contextlib.suppress(OSError):
+                request.recv(65536)
+            body = json.dumps({"error": f"the server is busy: {self.limits.max_connections} connections are "
+                                        f"open; retry in a moment"}).encode()
+            head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
+                    f"Content-Length: {len(body)}\r\nRetry-After: 2\r\nConnection: close\r\n\r\n").encode()
+            with contextlib.suppress(OSError):
+                request.sendall(head + body)
+            self.shutdown_request(request, linger_s=0.25)
+        finally:
+            if counted:
+                with self._conn_lock:
+                    self._refusing -= 1
+
+    def shutdown_request(self, request, linger_s: float = 1.0) -> None:
+        """Close after the client has read the answer: half-close, then drain (<= 1 MiB, `linger_s`) until the
+        client closes; closing with unread input would make the kernel reset the connection instead."""
+        with contextlib.suppress(OSError):
+            request.shutdown(socket.SHUT_WR)
+            request.settimeout(linger_s)
+            drained = 0
+            while drained < 2**20:
+                chunk = request.recv(65536)
+                if not chunk:
+                    break
+                drained += len(chunk)
+        self.close_request(request)
+
+    def handle_error(self, request, client_address) -> None:
+        """A connection failed (client gone, timeout): log it quietly and keep serving."""
+        log.debug("connection from %s failed", client_address, exc_info=True)
 
     # ---- the API (runs in handler threads; generation is handed to the worker) ------------------
     def run(self, fn: Callable[[], Any]) -> Any:
@@ -275,7 +388,10 @@ class ExplorerHandler(BaseHTTPRequestHandler):
     server: ExplorerServer
     server_version = "flowergan-explorer"
     protocol_version = "HTTP/1.1"
-    timeout = 30  # seconds a client may take to send its request
+
+    def setup(self) -> None:
+        self.timeout = self.server.limits.request_timeout_s  # seconds a client may take to send its request
+        super().setup()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
         log.debug("%s - %s", self.address_string(), format % args)
@@ -349,20 +465,29 @@ class ExplorerHandler(BaseHTTPRequestHandler):
         return self._json(200, out)
 
     def _read_json(self) -> dict:
+        lim = self.server.limits
+        if self.headers.get("Transfer-Encoding"):
+            raise ApiError(411, "chunked request bodies are not accepted; send a Content-Length header")
+        lengths = [v.strip() for v in self.headers.get_all("Content-Length") or []]
+        if not lengths:
+            raise ApiError(411, "a Content-Length header is required")
+        if len(set(lengths)) != 1 or not _LENGTH.fullmatch(lengths[0]):
+            raise ApiError(400, f"Content-Length {', '.join(lengths)[:60]!r}: must be one whole number of bytes "
+                                f"(at most {lim.max_body})")
+        n = int(lengths[0])
+        if n > lim.max_body:
+            raise ApiError(413, f"request body of {n} bytes is larger than the limit of {lim.max_body} bytes")
+        try:
+            raw = self.rfile.read(n)  # read before any other check, so that an answer never resets the client
+        except OSError:  # the client stopped sending: timed out
+            raw = None
+        if raw is None or len(raw) != n:
+            raise ApiError(400, f"the request body is shorter than its Content-Length of {n} bytes (nothing more "
+                                f"arrived within {lim.request_timeout_s:g} s)")
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if ctype != "application/json":
             raise ApiError(415, "send the request body as JSON with Content-Type: application/json")
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            raise ApiError(411, "a Content-Length header is required")
-        n = int(length)
-        if n > self.server.limits.max_body:
-            raise ApiError(413, f"request body of {n} bytes is larger than the limit of "
-                                f"{self.server.limits.max_body} bytes")
-        try:
-            body = json.loads(self.rfile.read(n) or b"{}")
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ApiError(400, f"the request body is not valid JSON ({e})") from None
+        body = parse_body(raw, lim.max_depth)
         if not isinstance(body, dict):
             raise ApiError(400, "the request body must be a JSON object")
         return body

@@ -185,14 +185,14 @@ def test_existing_output_is_kept_without_overwrite(nasty, tmp_path):
     assert zipfile.is_zipfile(out)
 
 
-def test_truncated_tgz_keeps_what_it_can_read(tmp_path):
+def test_truncated_tgz_is_an_error_not_fewer_images(tmp_path):
+    """A cut download must not silently become a smaller dataset (issue #15): an error, and nothing written."""
     tgz, _ = make_oxford_tgz(tmp_path, [1] * 12, size=(120, 100))
     cut = tmp_path / "cut.tgz"
     cut.write_bytes(tgz.read_bytes()[: tgz.stat().st_size * 2 // 3])
-    s = prepare_dataset(cut, tmp_path / "o.zip", resolution=R, workers=1, progress=False)
-    assert 0 < s["counts"]["written"] < 12
-    assert s["warnings"] and "truncated" in s["warnings"][0]
-    assert all("truncated" in d["reason"] for d in s["skipped"])
+    with pytest.raises(DataError, match="truncated or corrupt after .* Re-download"):
+        prepare_dataset(cut, tmp_path / "o.zip", resolution=R, workers=1, progress=False)
+    assert not (tmp_path / "o.zip").exists() and not list(tmp_path.glob(".o.zip*"))
 
 
 def test_official_zip_round_trip_keeps_labels(tmp_path):

@@ -1,0 +1,120 @@
+"""Write a generator to a file that runs without flowergan (ONNX, TorchScript, torch.export), then run
+that file and compare it with our PyTorch generator on seeded inputs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from flowergan.export.graph import ExportSpec, example_inputs, export_module, input_names, output_name
+from flowergan.infra import atomic_write, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("onnx", "torchscript", "exported-program")
+SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt", "exported-program": ".pt2"}
+ONNX_OPSET = 18
+MAX_BATCH = 4096  # upper bound of a dynamic batch (torch.export wants one)
+
+
+def _need(module: str, extra: str = "export"):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ImportError(f"{module} is needed for this export format: pip install 'flowergan[{extra}]'") from None
+
+
+def _dynamic_shapes(n_inputs: int, spec: ExportSpec):
+    if spec.batch is not None:
+        return None
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    return tuple({0: batch} for _ in range(n_inputs))
+
+
+def describe(G: nn.Module, spec: ExportSpec, fmt: str) -> dict[str, Any]:
+    """The file's interface: inputs and output with shapes ('N' = the batch) and dtypes, and what is fixed."""
+    n = spec.batch if spec.batch is not None else "N"
+    shapes = {"z": [n, G.z_dim], "c": [n, G.c_dim], "ws": [n, G.num_ws, G.w_dim],
+              "img": [n, G.img_channels, G.img_resolution, G.img_resolution]}
+    out = output_name(spec)
+    return {
+        "format": fmt, "what": spec.what,
+        "inputs": [{"name": k, "shape": shapes[k], "dtype": "float32"} for k in input_names(G, spec)],
+        "output": {"name": out, "shape": shapes[out], "dtype": "float32",
+                   "range": "[-1, 1] (clamped)" if out == "img" else "unbounded"},
+        "truncation_psi": spec.truncation_psi, "truncation_cutoff": spec.truncation_cutoff,
+        "noise": (f"'{spec.noise_mode}': " + ("the model's stored noise, a constant of the graph"
+                                             if spec.noise_mode == "const" else "no noise")),
+        "onnx_opset": ONNX_OPSET if fmt == "onnx" else None,
+        "batch": spec.batch if spec.batch is not None else "dynamic",
+    }
+
+
+def export_network(G: nn.Module, spec: ExportSpec, fmt: str, out: str | Path) -> dict[str, Any]:
+    """Write `out` (and `out`.json, its interface) for `spec`; return the interface dict."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if fmt == "onnx":
+        _need("onnx")
+        _need("onnxscript")
+    spec.validate()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    G = G.to("cpu").float()
+    module = export_module(G, spec)
+    args = example_inputs(G, spec, batch=spec.batch or 2)  # a dynamic batch is traced at 2, not 1 (no specialising)
+
+    def write(tmp: str) -> None:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about shape asserts: they hold for every batch
+            if fmt == "torchscript":
+                torch.jit.trace(module, args, check_trace=False).save(tmp)
+                return
+            ep = torch.export.export(module, args, dynamic_shapes=_dynamic_shapes(len(args), spec), strict=False)
+            if fmt == "exported-program":
+                torch.export.save(ep, tmp)
+            else:
+                torch.onnx.export(ep, args, tmp, dynamo=True, input_names=input_names(G, spec),
+                                  output_names=[output_name(spec)], opset_version=ONNX_OPSET,
+                                  external_data=False, verbose=False)
+
+    atomic_write(out, write)
+    info = describe(G, spec, fmt)
+    atomic_write_text(out.with_name(out.name + ".json"), json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def run_file(path: str | Path, fmt: str, inputs: tuple[torch.Tensor, ...], names: list[str]) -> np.ndarray:
+    """Run an exported file on float32 inputs with its own runtime (onnxruntime on the CPU, torch.jit, torch.export)."""
+    path = str(path)
+    if fmt == "onnx":
+        ort = _need("onnxruntime")
+        sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        return sess.run(None, {n: x.numpy().astype(np.float32) for n, x in zip(names, inputs)})[0]
+    with torch.no_grad():
+        if fmt == "torchscript":
+            return torch.jit.load(path, map_location="cpu")(*inputs).numpy()
+        return torch.export.load(path).module()(*inputs).numpy()
+
+
+def verify(G: nn.Module, spec: ExportSpec, fmt: str, path: str | Path, batch: int | None = None,
+           seed: int = 1) -> float:
+    """Max |file - PyTorch| on fresh seeded inputs (a dynamic batch is checked at 3, another size than traced)."""
+    G = G.to("cpu").float()
+    module = export_module(G, spec)
+    inputs = example_inputs(G, spec, batch=batch or spec.batch or 3, seed=seed)
+    with torch.no_grad():
+        ref = module(*inputs).numpy()
+    got = run_file(path, fmt, inputs, input_names(G, spec))
+    if got.shape != ref.shape:
+        raise RuntimeError(f"{path}: output shape {got.shape}, expected {ref.shape}")
+    return float(np.abs(got.astype(np.float64) - ref).max())

@@ -1,0 +1,156 @@
+"""Experiment logging backends (JSON lines, TensorBoard, Weights & Biases): the same scalars, image
+grids and run config go to each one chosen with `TrainConfig.log` / `flowergan train --log`."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flowergan.training.config import LOG_BACKENDS as LOGGERS
+
+log = logging.getLogger(__name__)
+
+_NEEDS = {"tensorboard": ("tensorboard", "tensorboard"), "wandb": ("wandb", "wandb")}  # name -> (module, extra)
+LOG_FILE = "log.jsonl"
+
+
+def check_backends(names: tuple[str, ...] | list[str]) -> None:
+    """Raise before any work if a backend is unknown or its optional package is missing."""
+    for name in names:
+        if name not in LOGGERS:
+            raise ValueError(f"log backend {name!r}: choose from {', '.join(LOGGERS)}")
+        if name in _NEEDS:
+            module, extra = _NEEDS[name]
+            if importlib.util.find_spec(module) is None:
+                raise ImportError(f"--log {name} needs the optional {module} package: "
+                                  f"pip install 'flowergan[{extra}]'")
+
+
+def _step(record: dict[str, Any]) -> int:
+    """The x axis of every backend: images shown so far (kimg * 1000)."""
+    return int(round(float(record["kimg"]) * 1000))
+
+
+def _scalars(record: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in record.items()
+            if k != "kimg" and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+
+
+class JsonlLogger:
+    """run_dir/log.jsonl: one JSON object a line: the config first as {"config": ...}, then {"kimg", scalars...}.
+    Its images are the PNG grids the loop writes to run_dir/samples/ (so `image` writes nothing here)."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / LOG_FILE
+
+    def _append(self, obj: dict[str, Any]) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(obj) + "\n")
+
+    def config(self, cfg: dict[str, Any]) -> None:
+        self._append({"config": cfg})
+
+    def scalars(self, record: dict[str, Any]) -> None:
+        self._append(record)
+
+    def image(self, name: str, grid: np.ndarray, kimg: float) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class TensorBoardLogger:
+    """run_dir/tensorboard/: scalars (step = images shown), image grids, the config as JSON text."""
+
+    def __init__(self, run_dir: Path):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.tb = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+
+    def config(self, cfg: dict[str, Any]) -> None:
+        self.tb.add_text("config", "```json\n" + json.dumps(cfg, indent=2) + "\n```", 0)
+
+    def scalars(self, record: dict[str, Any]) -> None:
+        step = _step(record)
+        for k, v in _scalars(record).items():
+            self.tb.add_scalar(k, v, step)
+        self.tb.flush()
+
+    def image(self, name: str, grid: np.ndarray, kimg: float) -> None:
+        self.tb.add_image(name, grid, _step({"kimg": kimg}), dataformats="HWC")
+        self.tb.flush()
+
+    def close(self) -> None:
+        self.tb.close()
+
+
+class WandbLogger:
+    """A Weights & Biases run in run_dir/wandb (project: $WANDB_PROJECT or 'flowergan'; name: the run
+    folder's). Offline with WANDB_MODE=offline (then `wandb sync` it later)."""
+
+    def __init__(self, run_dir: Path, cfg: dict[str, Any] | None = None):
+        import wandb
+
+        self.wandb = wandb
+        run_dir = Path(run_dir)
+        self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "flowergan"), name=run_dir.name,
+                              dir=str(run_dir), config=cfg or {}, reinit="create_new")
+
+    def config(self, cfg: dict[str, Any]) -> None:
+        self.run.config.update(cfg, allow_val_change=True)
+
+    def scalars(self, record: dict[str, Any]) -> None:
+        self.run.log({**_scalars(record), "kimg": float(record["kimg"])}, step=_step(record))
+
+    def image(self, name: str, grid: np.ndarray, kimg: float) -> None:
+        self.run.log({name: self.wandb.Image(grid), "kimg": float(kimg)}, step=_step({"kimg": kimg}))
+
+    def close(self) -> None:
+        self.run.finish()
+
+
+class RunLoggers:
+    """Fans each call out to the chosen backends. log.jsonl is always written: the run folder's own
+    record (the progress plot reads it); 'jsonl' may still be listed."""
+
+    def __init__(self, run_dir: Path, names: tuple[str, ...] | list[str] = ("jsonl",),
+                 config: dict[str, Any] | None = None):
+        check_backends(names)
+        self.backends: list[Any] = [JsonlLogger(run_dir)]
+        for name in dict.fromkeys(names):
+            if name == "tensorboard":
+                self.backends.append(TensorBoardLogger(run_dir))
+            elif name == "wandb":
+                self.backends.append(WandbLogger(run_dir, config))
+        if config is not None:
+            for b in self.backends:
+                if not isinstance(b, WandbLogger):  # W&B took it at init
+                    b.config(config)
+
+    def write(self, record: dict[str, Any]) -> None:
+        """A log line: {"kimg": float, name: scalar, ...}."""
+        for b in self.backends:
+            b.scalars(record)
+
+    def image(self, name: str, grid: np.ndarray, kimg: float) -> None:
+        """An image grid, uint8 [H, W, C] (C = 1 or 3), e.g. the fixed sample grid at a snapshot."""
+        if grid.ndim == 3 and grid.shape[2] == 1:
+            grid = np.repeat(grid, 3, axis=2)
+        for b in self.backends:
+            b.image(name, grid, kimg)
+
+    def close(self) -> None:
+        for b in self.backends:
+            try:
+                b.close()
+            except Exception as e:  # one backend failing to flush must not hide the others' records
+                log.warning("closing %s failed: %s", type(b).__name__, e)
