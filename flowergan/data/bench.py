@@ -59,7 +59,8 @@ def _replicate(src_zip: Path, dst_zip: Path, count: int) -> None:
 
 def run_bench(resolution: int = 128, num_photos: int = 400, workers: int | None = None, batch_size: int = 32,
               num_batches: int = 200, reader_images: int = 2000, synthetic_counts: dict[int, int] | None = None,
-              repeats: int = 3, seed: int = 0, workdir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+              repeats: int = 3, seed: int = 0, workdir: str | os.PathLike | None = None,
+              loader_sizes: dict[int, int] | None = None) -> list[dict[str, Any]]:
     """Benchmark records (flowergan.benchtools.record), all on CPU:
 
     data.prepare    - `prepare` of `num_photos` generated ~500x600 JPEGs to `resolution`, `workers` processes
@@ -69,6 +70,8 @@ def run_bench(resolution: int = 128, num_photos: int = 400, workers: int | None 
                       (sec_per_batch is per get_batch call; median of `repeats` runs of `num_batches` calls).
     data.synthetic  - procedural flowers rendered + encoded, {resolution: count} from `synthetic_counts`
                       (default {32: 1000, 128: 128}), `workers` processes.
+    data.loader     - the training loader at {resolution: images} of `loader_sizes` (default {128: 256,
+                      256: 128, 1024: 32}), in memory and lazy with `workers` (at most 4) processes.
     Each record also has img_per_cpu_s: images per CPU-second of this process and its workers (start-up
     included), which stays meaningful when other jobs share the cores and wall-clock img_per_s drops.
     """
@@ -131,7 +134,7 @@ def run_bench(resolution: int = 128, num_photos: int = 400, workers: int | None 
             records.append(record("data.synthetic", images=count, seconds=sec, device="cpu",
                                   config={"resolution": res, "count": count, "workers": nworkers},
                                   img_per_cpu_s=round(count / (cpu_seconds() - c0), 1)))
-        records += loader_records(tmp, workers=min(nworkers, 4), seed=seed)
+        records += loader_records(tmp, sizes=loader_sizes, workers=min(nworkers, 4), seed=seed)
     return records
 
 
