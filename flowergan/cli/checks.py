@@ -76,7 +76,7 @@ def resolve_device(name: str, where: str = "--device") -> str:
 
 @contextlib.contextmanager
 def about(where: str) -> Iterator[None]:
-    """Bad-input failures inside the block get `where: ` in front of their message (if it is not there yet)."""
+    """Bad-input failures inside the block get `where: ` (the flag and its value) in front of their message."""
     try:
         yield
     except BadInput:
@@ -86,7 +86,7 @@ def about(where: str) -> Iterator[None]:
         if got is None or got[0] != BAD_INPUT:
             raise
         msg = got[1]
-        raise BadInput(msg if where.split(" ", 1)[-1] in msg else f"{where}: {msg}") from e
+        raise BadInput(msg if msg.startswith(where) else f"{where}: {msg}") from e
 
 
 def load_pipeline(network: str, device: str):
