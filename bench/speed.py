@@ -1,25 +1,26 @@
-"""The speed table of docs/BENCHMARKS.md: our CPU figures beside the official implementation's.
+"""The speed table of docs/BENCHMARKS.md: our CPU figures beside the official implementation's, measured
+side by side in one run on this machine (a figure from another machine is no baseline).
 
-    .venv/bin/python bench/speed.py            # paper-128, batch 8, 2 threads (about 5 minutes)
+    .venv/bin/python bench/speed.py --official ../official/venv/bin/python   # paper-128, batch 8, 2 threads
 
 Runs `flowergan bench` for generator inference, discriminator forward+backward and the full training
-iteration, each in a fresh process (so peak memory is per measurement), and prints a markdown table
-plus the raw JSON lines. The official figures are the ones measured on the same kind of machine
-(2-core AVX2, torch 2.13.0 CPU, fp32, 2 threads, paper-128 at batch 8), given in the speed issue.
+iteration, each in a fresh process (so peak memory is per measurement), then the official code's
+`../shared/official-bench/bench_official.py` on the same workload (set it up with that folder's README), and
+prints a markdown table of both with their ratios plus the raw JSON lines. Without `--official` it prints
+our figures only.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import subprocess
 import sys
+from pathlib import Path
 
-OFFICIAL = {  # images/s, and peak RSS MB for the training iteration
-    "generator": {"img_per_s": 1.66},
-    "discriminator": {"img_per_s": 0.97},
-    "train": {"img_per_s": 0.186, "peak_mem_mb": 4.6 * 1024},
-}
+OFFICIAL_BENCH = Path(__file__).resolve().parents[1].parent / "shared" / "official-bench" / "bench_official.py"
 GOALS = {"generator": 1.5, "discriminator": None, "train": 2.0}
 
 
@@ -32,26 +33,49 @@ def bench(what: str, preset: str, batch: int, threads: int, repeats: int, extra:
     return rec
 
 
+def official(python: str, preset: str, batch: int, threads: int, repeats: int) -> dict:
+    """The official code's figures on the same workload: {what: {'img_per_s', 'peak_mem_mb'}} and its raw JSON."""
+    maps = {"paper-128": 8, "auto-128": 2}
+    if preset not in maps:
+        raise SystemExit(f"--official: only {sorted(maps)} have an official counterpart here")
+    cmd = [python, str(OFFICIAL_BENCH), "--res", "128", "--batch", str(batch), "--preset", "auto", "--map",
+           str(maps[preset]), "--threads", str(threads), "--reps", str(repeats), "--what", "g,d,train"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=OFFICIAL_BENCH.parent).stdout
+    raw = json.loads([line for line in out.splitlines() if line.startswith("JSON: ")][-1][len("JSON: "):])
+    return {"generator": {"img_per_s": raw["G_forward"]["img_per_s"]},
+            "discriminator": {"img_per_s": raw["D_fwd_bwd"]["img_per_s"]},
+            "train": {"img_per_s": raw["train"]["amortized_img_per_s"], "peak_mem_mb": raw.get("peak_rss_mb")},
+            "raw": raw, "command": " ".join(cmd)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="paper-128")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--official", metavar="PYTHON", default=None,
+                    help="the official code's venv python (../official/venv/bin/python): measure it in the same run")
     args = ap.parse_args()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
     recs = {w: bench(w, args.preset, args.batch, args.threads, args.repeats if w != "train" else 2, [])
             for w in ("generator", "discriminator", "train")}
+    off = official(args.official, args.preset, args.batch, args.threads, args.repeats) if args.official else None
     print("| measurement | official img/s | ours img/s | ratio | goal | ours peak RSS MB | command |")
     print("|---|---|---|---|---|---|---|")
     for w, r in recs.items():
-        off = OFFICIAL[w]["img_per_s"]
         goal = f">= {GOALS[w]}x" if GOALS[w] else "-"
-        print(f"| {w} | {off} | {r['img_per_s']:.3f} | {r['img_per_s'] / off:.2f}x | {goal} | {r['peak_mem_mb']:.0f} "
-              f"| `{r['command']}` |")
+        o = f"{off[w]['img_per_s']:.3f}" if off else "-"
+        ratio = f"{r['img_per_s'] / off[w]['img_per_s']:.2f}x" if off else "-"
+        print(f"| {w} | {o} | {r['img_per_s']:.3f} | {ratio} | {goal} | {r['peak_mem_mb']:.0f} | `{r['command']}` |")
     t = recs["train"]
+    off_mem = f" vs official {off['train']['peak_mem_mb']:.0f} MB" if off and off["train"]["peak_mem_mb"] else ""
     print(f"\ntraining: {t['sec_per_batch']:.1f} s per iteration ({t['sec_per_kimg']:.0f} s/kimg), peak RSS "
-          f"{t['peak_mem_mb']:.0f} MB vs official {OFFICIAL['train']['peak_mem_mb']:.0f} MB; phases (s): "
+          f"{t['peak_mem_mb']:.0f} MB{off_mem}; phases (s): "
           + ", ".join(f"{k} {v:.2f}" for k, v in t["phase_sec"].items()))
+    if off:
+        print(f"official: `{off['command']}`")
+        print(f"load average at the end {os.getloadavg()[0]:.2f}")
     if "achieved_gflops" in t:
         print(f"achieved {t['achieved_gflops']:.1f} GFLOP/s over the whole step ({t['gflop_per_iter']:.0f} GFLOP per "
               f"iteration) vs plain conv2d fwd+bwd at the same sizes {t['conv2d_ref_gflops']:.1f} GFLOP/s "
@@ -59,6 +83,8 @@ def main() -> None:
     print("\nraw:")
     for r in recs.values():
         print(json.dumps({k: v for k, v in r.items() if k != "config"}))
+    if off:
+        print(json.dumps({"official": off["raw"]}))
 
 
 if __name__ == "__main__":

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from flowergan.infra import env_number
 
 FORMAT_VERSION = 1
 
@@ -48,16 +49,8 @@ DEFAULT_PARAM_LIMIT_GB = 8.0
 
 def max_param_bytes() -> int:
     """The parameter-memory limit: $FLOWERGAN_MAX_PARAM_GB GiB (default 8; the official 1024 model needs 0.23)."""
-    text = os.environ.get(PARAM_LIMIT_ENV)
-    if text is None:
-        return int(DEFAULT_PARAM_LIMIT_GB * 2**30)
-    try:
-        gb = float(text)
-        if not (math.isfinite(gb) and gb > 0):
-            raise ValueError
-    except ValueError:
-        raise ConfigError(f"environment variable {PARAM_LIMIT_ENV}={text!r}: give a positive number of GiB, "
-                          f"e.g. {PARAM_LIMIT_ENV}=16") from None
+    gb = env_number(PARAM_LIMIT_ENV, DEFAULT_PARAM_LIMIT_GB, ConfigError,
+                    f"a positive number of GiB, e.g. {PARAM_LIMIT_ENV}=16")
     return int(gb * 2**30)
 
 

@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import http.client
 import logging
+import math
 import os
 import re
 import secrets
@@ -153,6 +154,24 @@ def download(url: str, dest: str | os.PathLike, *, digest: str | None = None, al
                                 f"download it afresh.{tail}")
     os.replace(part, dest)
     return dest
+
+
+# ---- limits from the environment -------------------------------------------------------------------
+def env_number(name: str, default: float, error: type[Exception] = ValueError,
+               hint: str = "a positive number") -> float:
+    """A positive, finite number from environment variable `name` (`default` when unset or blank).
+
+    Anything else raises `error` with a message naming the variable and what to give (`hint`)."""
+    text = os.environ.get(name)
+    if text is None or not text.strip():
+        return default
+    try:
+        v = float(text)
+        if not (math.isfinite(v) and v > 0):
+            raise ValueError
+    except ValueError:
+        raise error(f"environment variable {name}={text[:40]!r}: give {hint}") from None
+    return v
 
 
 # ---- atomic writes ------------------------------------------------------------------------------

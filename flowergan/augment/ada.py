@@ -62,13 +62,40 @@ class AdaController:
         self.p_max = None if p_max is None else float(p_max)
         if p is None:
             p = float(pipe.p) if pipe is not None else 0.0
+        self._p_dev: torch.Tensor | None = None   # p after device-side steps (step(sync=False)), not yet read
+        self._rt_dev: torch.Tensor | None = None  # r_t of the last device-side step, not yet read
         self.p = self._clamp(float(p))
         self.pending = 0  # training iterations (end_minibatch calls) since the last step()
-        self.last_rt: float | None = None
+        self.last_rt = None
         self._stats: torch.Tensor | None = None  # [sum of signs, count], float32, on the logits' device
         self._push_p()
 
     # ------------------------------------------------------------------------------------------------
+    @property
+    def p(self) -> float:
+        """The current probability (reading it after device-side steps is one host sync)."""
+        if self._p_dev is not None:
+            self._p = float(self._p_dev)
+            self._p_dev = None
+        return self._p
+
+    @p.setter
+    def p(self, value: float) -> None:
+        self._p, self._p_dev = float(value), None
+
+    @property
+    def last_rt(self) -> float | None:
+        """r_t of the last step (None if it saw no reals); read lazily after device-side steps."""
+        if self._rt_dev is not None:
+            rt, count = self._rt_dev.tolist()  # [r_t, count]
+            self._last_rt = rt if count > 0 else None
+            self._rt_dev = None
+        return self._last_rt
+
+    @last_rt.setter
+    def last_rt(self, value: float | None) -> None:
+        self._last_rt, self._rt_dev = value, None
+
     def _clamp(self, p: float) -> float:
         p = max(p, 0.0)
         return min(p, self.p_max) if self.p_max is not None else p
@@ -107,7 +134,8 @@ class AdaController:
             self._stats = torch.zeros(2, device=self._device(), dtype=torch.float32)
         return self._stats
 
-    def step(self, num_images: int, reduce: Callable[[torch.Tensor], Any] | None = None) -> float | None:
+    def step(self, num_images: int, reduce: Callable[[torch.Tensor], Any] | None = None, *,
+             sync: bool = True) -> float | None:
         """Adjust p from the accumulated signs, reset the accumulator, and return r_t (None if empty).
 
         Args:
@@ -115,12 +143,18 @@ class AdaController:
                 size * interval); p moves by sign(r_t - target) * num_images / (speed_kimg * 1000).
             reduce: optional callable applied to `stats_tensor()` before reading it, e.g.
                 `torch.distributed.all_reduce` (in place) or a function returning the reduced tensor.
+            sync: False computes the new p on the device (no host sync: for accelerator training steps);
+                it reaches the pipe at once, `p` and `last_rt` are read only when asked for, and the
+                method returns None. The arithmetic is the same, in float64 where the device has it.
         """
         stats = self.stats_tensor()
         if reduce is not None:
             out = reduce(stats)
             if isinstance(out, torch.Tensor):
                 stats = out
+        if not sync:
+            self._step_on_device(stats, num_images)
+            return None
         sign_sum, count = (float(v) for v in stats.detach().cpu().tolist())  # the one host sync
         self._stats.zero_()
         self.pending = 0
@@ -134,6 +168,23 @@ class AdaController:
         self.last_rt = rt
         log.debug("ADA step: rt=%.4f p=%.5f", rt, self.p)
         return rt
+
+    def _step_on_device(self, stats: torch.Tensor, num_images: int) -> None:
+        dev = stats.device
+        dt = torch.float32 if dev.type == "mps" else torch.float64
+        st = stats.detach().to(dt)
+        sign_sum, count = st[0], st[1]
+        rt = sign_sum / count.clamp(min=1)
+        direction = (rt > self.target).to(dt) - (rt < self.target).to(dt)
+        direction = torch.where(count > 0, direction, torch.zeros_like(direction))
+        p = self._p_dev if self._p_dev is not None else torch.full([], self._p, dtype=dt, device=dev)
+        p = (p + direction * (float(num_images) / (self.speed_kimg * 1000))).clamp(min=0.0, max=self.p_max)
+        self._stats.zero_()
+        self.pending = 0
+        self._p_dev = p
+        self._rt_dev = torch.stack([rt, count])
+        if self.pipe is not None:
+            self.pipe.p.copy_(p)
 
     # ------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -19,7 +19,14 @@ LUMA = (1 / math.sqrt(3),) * 3
 def _assemble(rows: list[list[torch.Tensor | float]], ref: torch.Tensor) -> torch.Tensor:
     """Stack a k x k nested list of [N] tensors / Python numbers into [N, k, k]."""
     k = len(rows)
-    elems = [e if isinstance(e, torch.Tensor) else torch.full_like(ref, float(e)) for row in rows for e in row]
+    consts: dict[float, torch.Tensor] = {}  # one 0-dim tensor per distinct constant, broadcast as a view
+
+    def const(v: float) -> torch.Tensor:
+        if v not in consts:
+            consts[v] = torch.full((), v, dtype=ref.dtype, device=ref.device).expand(ref.shape)
+        return consts[v]
+
+    elems = [e if isinstance(e, torch.Tensor) else const(float(e)) for row in rows for e in row]
     return torch.stack(elems, dim=-1).reshape(ref.shape + (k, k))
 
 

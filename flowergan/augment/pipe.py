@@ -107,10 +107,11 @@ def _host_reads_are_free(t: torch.Tensor) -> bool:
     return t.device.type == "cpu"
 
 
-def _none_active(active: torch.Tensor) -> bool:
+def _none_active(active: torch.Tensor, sync_free: bool = False) -> bool:
     """True when no sample of the batch draws the stage (the stage is then the identity and can be skipped);
-    only checked where that is free, so accelerator runs never synchronise here."""
-    return _host_reads_are_free(active) and not bool(active.any())
+    only checked where that is free (and not `sync_free`: the accelerator path on the CPU), so accelerator
+    runs never synchronise here."""
+    return not sync_free and _host_reads_are_free(active) and not bool(active.any())
 
 
 def _normal_quantile(q: float) -> float:
@@ -177,6 +178,10 @@ class AugmentPipe(torch.nn.Module):
         if not 0 <= float(p):
             raise ValueError(f"AugmentPipe: p must be >= 0, got {p!r}")
         self.geom_pad = geom_pad
+        # Never read a tensor's value on the host (set by training loops on accelerators; tests set it on
+        # the CPU to run the accelerator path). The p == 0 and no-sample-drawn shortcuts are then skipped:
+        # the always-compute path gives the same images.
+        self.sync_free = False
         self.register_buffer("p", torch.tensor(float(p), dtype=torch.float32))
         # float64 constants (cast to the images' dtype where used) keep the float64 path exact
         self.register_buffer("geom_filter", geometric_filter(), persistent=False)
@@ -240,6 +245,8 @@ class AugmentPipe(torch.nn.Module):
 
     def _p_is_zero(self) -> bool:
         """Whether p == 0, read from the device only when the buffer changed (no per-call host sync)."""
+        if self.sync_free:
+            return False
         key = (id(self.p), self.p._version)  # in-place writes (ADA's copy_, load_state_dict) bump _version
         if getattr(self, "_p_key", None) != key:
             self._p_key, self._p_zero = key, float(self.p) == 0.0
@@ -281,7 +288,7 @@ class AugmentPipe(torch.nn.Module):
         for moved in (f, k):
             if moved is not None:
                 active = active | (moved != 0)
-        if _none_active(active):
+        if _none_active(active, self.sync_free):
             return x
         ti = t.long()
         u = (2 * torch.arange(W, device=x.device) - (W - 1))[None, None, :] - 2 * ti[:, 0, None, None]
@@ -322,7 +329,7 @@ class AugmentPipe(torch.nn.Module):
         if self.xfrac > 0:
             t = _pick(d.gate(self.xfrac * d.p, 1), d.normal(self.xfrac_std, 2), 0)
             G, active = G @ M.translate2d(-t[:, 0] * W, -t[:, 1] * H), active | (t != 0).any(1)
-        if _none_active(active):
+        if _none_active(active, self.sync_free):
             return x
         y = resample(x, G.to(x.dtype), self.geom_filter, pad_mode=self.geom_pad)
         return torch.where(active[:, None, None, None], y, x)
@@ -348,7 +355,7 @@ class AugmentPipe(torch.nn.Module):
         if self.saturation > 0:
             s = _pick(d.gate(self.saturation * d.p), torch.exp2(d.normal(self.saturation_std)), 1)
             Cm, active = M.saturate(s) @ Cm, active | (s != 1)
-        if _none_active(active):
+        if _none_active(active, self.sync_free):
             return x
         Cm = Cm.to(x.dtype)
         flat = x.reshape(N, C, H * W)
@@ -377,7 +384,7 @@ class AugmentPipe(torch.nn.Module):
             t[:, i] = ti
             g = g * t / (expected * t.square()).sum(dim=1, keepdim=True).sqrt()
             active = active | (ti != 1)
-        if _none_active(active):
+        if _none_active(active, self.sync_free):
             return x
         taps = bands.shape[1]
         f = g.to(x.dtype) @ bands  # [N, taps] one zero-phase 1-D filter per sample

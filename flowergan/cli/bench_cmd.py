@@ -31,7 +31,8 @@ WHATS = ["generator", "discriminator", "train", "data", "fid"]
                    "CUDA only), bf16 autocast, auto (fp16 on CUDA, fp32 on the CPU) or off.")
 @click.option("--aug-p", type=float, default=0.2, show_default=True, callback=finite(0, 1),
               help="ADA probability for `train`.")
-@click.option("--profile", is_flag=True, help="Also print a torch.profiler table of where the time goes.")
+@click.option("--profile", is_flag=True, help="`train`: add operator calls per phase to the JSON (phase_ops); "
+                                               "others: print a torch.profiler table of where the time goes.")
 @click.option("--num", type=click.IntRange(min=1), default=None, callback=count("images"),
               help="Images for `data`/`fid` measurements.")
 def bench(what: str, batch: int, device: str, repeats: int, warmup: int, threads: int | None, compile_: bool,
@@ -50,13 +51,13 @@ def bench(what: str, batch: int, device: str, repeats: int, warmup: int, threads
     if threads:
         torch.set_num_threads(threads)
     cfg = pop_model_config(kwargs)
-    ctx = _profiler(profile)
+    ctx = _profiler(profile and what != "train")
     with ctx as prof:
         records = _run(what, cfg, batch=batch, device=device, repeats=repeats, warmup=warmup, compile_=compile_,
-                       amp=amp, aug_p=aug_p, num=num)
+                       amp=amp, aug_p=aug_p, num=num, profile=profile)
     for r in records:
         click.echo(json.dumps(r))
-    if profile and prof is not None:
+    if profile and prof is not None and what != "train":
         click.echo(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25), err=True)
 
 
@@ -70,7 +71,7 @@ def _profiler(enabled: bool):
     return profile(activities=[ProfilerActivity.CPU], record_shapes=False)
 
 
-def _run(what, cfg, *, batch, device, repeats, warmup, compile_, amp, aug_p, num):
+def _run(what, cfg, *, batch, device, repeats, warmup, compile_, amp, aug_p, num, profile=False):
     if what == "generator":
         from flowergan.networks.bench import bench_generator
 
@@ -83,7 +84,7 @@ def _run(what, cfg, *, batch, device, repeats, warmup, compile_, amp, aug_p, num
         from flowergan.training.bench import bench_train
 
         return [bench_train(cfg, batch=batch, device=device, repeats=repeats, warmup=warmup, compile=compile_,
-                            amp=amp, aug_p=aug_p)]
+                            amp=amp, aug_p=aug_p, profile=profile)]
     if what == "data":
         from flowergan.data.bench import run_bench
 

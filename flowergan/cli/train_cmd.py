@@ -165,7 +165,7 @@ def _plan(kw: dict) -> _Plan:
     # The data decides resolution, channels and label width.
     dataset = None
     if tcfg.data:
-        dataset = _open_dataset(tcfg, cache=None if kw["dry_run"] else "memory")
+        dataset = _open_dataset(tcfg, cache=None if kw["dry_run"] else "auto")
         res, channels, labels = dataset.resolution, dataset.num_channels, dataset.label_dim if dataset.has_labels else None
     elif kw["dry_run"] and "resolution" in model_given:
         res, channels, labels = model_given["resolution"], model_fields.get("img_channels", 3), None
@@ -319,10 +319,17 @@ def _read_config_file(path: Path):
         raise click.UsageError(f"--config {path}: {e}") from None
 
 
-def _open_dataset(tcfg, cache: str | None = "memory"):
+def _open_dataset(tcfg, cache: str | None = "auto"):
+    """The dataset; cache 'auto' follows --data-cache (memory when it fits, else lazy), None reads headers only."""
     from flowergan.data.dataset import ImageDataset
+    from flowergan.data.loader import choose_cache
 
     try:
-        return ImageDataset(tcfg.data, use_labels=tcfg.cond, xflip=tcfg.mirror, cache=cache)
+        ds = ImageDataset(tcfg.data, use_labels=tcfg.cond, xflip=tcfg.mirror, cache=None)
+        if cache == "auto":
+            ds.enable_cache(choose_cache(ds.decoded_bytes, tcfg.data_cache))
+        elif cache is not None:
+            ds.enable_cache(cache)
+        return ds
     except (ValueError, FileNotFoundError) as e:
         raise click.UsageError(f"--data {tcfg.data}: {e}") from None

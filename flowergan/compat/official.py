@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import logging
 import math
-import os
 import pickle
 import pickletools
 import warnings
@@ -19,6 +18,7 @@ import torch
 
 from flowergan.compat.kwargs import config_from_official
 from flowergan.config import ConfigError, ModelConfig
+from flowergan.infra import env_number
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +36,7 @@ MAX_EXPANDED = 2_000_000   # objects counted as a tree (a shared list counted on
 
 
 def _env_limit(name: str, default: float) -> float:
-    text = os.environ.get(name)
-    if text is None:
-        return default
-    try:
-        v = float(text)
-        if not (math.isfinite(v) and v > 0):
-            raise ValueError
-    except ValueError:
-        raise RefusedPickleError(f"environment variable {name}={text!r}: give a positive number") from None
-    return v
+    return env_number(name, default, RefusedPickleError)
 
 
 def check_pickle_limits(data: bytes | io.BufferedIOBase, where: str, size: int | None = None) -> int:

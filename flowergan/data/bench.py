@@ -1,4 +1,5 @@
-"""`flowergan bench --what data`: prepare throughput on ~500x600 photos, training-reader throughput, flower rendering.
+"""`flowergan bench --what data`: prepare throughput on ~500x600 photos, training-reader throughput, flower rendering,
+and the training loader at 128/256/1024 (in memory and lazy) against what a training step consumes.
 
 The photos are generated here (smooth colour fields + shapes + sensor noise, saved as JPEG q90, so they decode
 like camera photos), in a temporary folder that is deleted afterwards.
@@ -6,6 +7,7 @@ like camera photos), in a temporary folder that is deleted afterwards.
 
 from __future__ import annotations
 
+import io
 import os
 import resource
 import tempfile
@@ -57,7 +59,8 @@ def _replicate(src_zip: Path, dst_zip: Path, count: int) -> None:
 
 def run_bench(resolution: int = 128, num_photos: int = 400, workers: int | None = None, batch_size: int = 32,
               num_batches: int = 200, reader_images: int = 2000, synthetic_counts: dict[int, int] | None = None,
-              repeats: int = 3, seed: int = 0, workdir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+              repeats: int = 3, seed: int = 0, workdir: str | os.PathLike | None = None,
+              loader_sizes: dict[int, int] | None = None) -> list[dict[str, Any]]:
     """Benchmark records (flowergan.benchtools.record), all on CPU:
 
     data.prepare    - `prepare` of `num_photos` generated ~500x600 JPEGs to `resolution`, `workers` processes
@@ -67,6 +70,8 @@ def run_bench(resolution: int = 128, num_photos: int = 400, workers: int | None 
                       (sec_per_batch is per get_batch call; median of `repeats` runs of `num_batches` calls).
     data.synthetic  - procedural flowers rendered + encoded, {resolution: count} from `synthetic_counts`
                       (default {32: 1000, 128: 128}), `workers` processes.
+    data.loader     - the training loader at {resolution: images} of `loader_sizes` (default {128: 256,
+                      256: 128, 1024: 32}), in memory and lazy with `workers` (at most 4) processes.
     Each record also has img_per_cpu_s: images per CPU-second of this process and its workers (start-up
     included), which stays meaningful when other jobs share the cores and wall-clock img_per_s drops.
     """
@@ -129,5 +134,58 @@ def run_bench(resolution: int = 128, num_photos: int = 400, workers: int | None 
             records.append(record("data.synthetic", images=count, seconds=sec, device="cpu",
                                   config={"resolution": res, "count": count, "workers": nworkers},
                                   img_per_cpu_s=round(count / (cpu_seconds() - c0), 1)))
+        records += loader_records(tmp, sizes=loader_sizes, workers=min(nworkers, 4), seed=seed)
     return records
+
+
+# The bar of issue #12: auto-128 at 3.4 s/kimg consumes 1000 / 3.4 = 294 real images/s.
+BAR_IMG_PER_S = 1000 / 3.4
+
+
+def write_smooth_zip(path: Path, count: int, resolution: int, seed: int = 0) -> Path:
+    """A dataset zip of `count` smooth, noisy PNGs at `resolution` (they decode like prepared photos)."""
+    rng = np.random.default_rng(seed)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+        for i in range(count):
+            small = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+            img = np.asarray(Image.fromarray(small).resize((resolution, resolution), Image.Resampling.BICUBIC))
+            img = np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
+            buf = io.BytesIO()
+            Image.fromarray(img).save(buf, format="PNG", compress_level=1)
+            s = f"{i:08d}"
+            zf.writestr(f"{s[:5]}/img{s}.png", buf.getvalue())
+        zf.writestr("dataset.json", '{"labels": null}')
+    return path
+
+
+def loader_records(tmp: Path, *, sizes: dict[int, int] | None = None, batch: int = 32, batches: int = 8,
+                   workers: int = 2, seed: int = 0) -> list[dict[str, Any]]:
+    """data.loader: the training loader (BatchLoader: background workers, one batch ahead) at each resolution,
+    cached in memory and lazy from the zip; img_per_s against BAR_IMG_PER_S (what the GPU step needs)."""
+    import time
+
+    from flowergan.benchtools import record
+    from flowergan.data.dataset import ImageDataset, InfiniteSampler
+    from flowergan.data.loader import BatchLoader
+
+    sizes = sizes or {128: 256, 256: 128, 1024: 32}
+    out = []
+    for res, count in sizes.items():
+        z = write_smooth_zip(tmp / f"loader{res}.zip", count, res, seed)
+        for cache, nw in (("memory", 0), ("lazy", workers)):
+            ds = ImageDataset(z, xflip=True, cache="memory" if cache == "memory" else None, progress=False)
+            loader = BatchLoader(ds, InfiniteSampler(len(ds), seed=seed), batch, "cpu", workers=nw)
+            loader.next()  # start-up (worker processes) outside the timing
+            t0 = time.perf_counter()
+            for _ in range(batches):
+                loader.next()
+            sec = (time.perf_counter() - t0) / batches
+            loader.close()
+            ds.close()
+            ips = batch / sec
+            out.append(record("data.loader", images=batch, seconds=sec, device="cpu",
+                              config={"resolution": res, "cache": cache, "workers": nw, "batch": batch,
+                                      "dataset_images": count},
+                              bar_img_per_s=round(BAR_IMG_PER_S, 1), vs_bar=round(ips / BAR_IMG_PER_S, 3)))
+    return out
 

@@ -219,6 +219,21 @@ class ImageDataset:
                 raise DataError(self._mismatch_msg(fname, (c, h, w)))
 
     # --- cache ------------------------------------------------------------------------------------------
+    @property
+    def decoded_bytes(self) -> int:
+        """Bytes of uint8 pixels of the images this dataset reads (what a memory cache would hold)."""
+        return int(self._raw_idx.size * np.prod(self.image_shape))
+
+    def enable_cache(self, mode: str | None) -> None:
+        """Switch to cache `mode` (None, 'memory', 'mmap') after opening, e.g. once its size is known."""
+        if mode not in (None, "memory", "mmap"):
+            raise ValueError(f"cache={mode!r}: use None, 'memory' or 'mmap'")
+        if mode == self.cache_mode:
+            return
+        self.cache_mode, self._cache, self._cache_offset = mode, None, False
+        if mode is not None:
+            self._build_cache()
+
     def _cache_key(self) -> str:
         st = self.path.stat()
         h = hashlib.sha1(f"{self.path.resolve()}|{st.st_mtime_ns}|{st.st_size}".encode())

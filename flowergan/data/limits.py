@@ -8,21 +8,13 @@ import os
 from dataclasses import dataclass
 
 from flowergan.data.errors import DataError
+from flowergan.infra import env_number
 
 MiB = 2**20
 
 
 def _env(name: str, default: float) -> float:
-    text = os.environ.get(name)
-    if text is None:
-        return default
-    try:
-        v = float(text)
-        if not (math.isfinite(v) and v > 0):
-            raise ValueError
-    except ValueError:
-        raise DataError(f"environment variable {name}={text!r}: give a positive number") from None
-    return v
+    return env_number(name, default, DataError)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """`flowergan bench --what train`: time each training phase separately and combine them with the lazy
-intervals (G main 1, G reg 1/4, D main 1, D reg 1/16), plus the achieved GFLOP/s against plain conv2d."""
+intervals (G main 1, G reg 1/4, D main 1, D reg 1/16), plus FLOPs per phase, the achieved TFLOP/s against a
+plain matmul measured in the same run, and (--profile) operator calls per phase."""
 
 from __future__ import annotations
 
@@ -79,18 +80,41 @@ def _conv_reference_gflops(trainer, repeats: int = 3) -> tuple[float, float]:
     return flops / secs / 1e9, secs
 
 
-def _count_step_flops(trainer, phases: list[str]) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
+def _phase_counts(trainer, name: str):
+    """OpCounts of one eager step of phase `name` (compiled callables swapped for the eager networks)."""
+    from flowergan.training.opcount import count_ops
 
-    counter = FlopCounterMode(display=False)
-    with counter:
-        trainer.step(phases=phases)
-    return float(counter.get_total_flops())
+    loss = trainer.loss
+    saved = loss.synthesis_main, loss.D_main
+    loss.synthesis_main, loss.D_main = trainer.G.synthesis, trainer.D
+    try:
+        trainer.batch_idx = 0
+        with count_ops() as c:
+            trainer.step(phases=[name])
+    finally:
+        loss.synthesis_main, loss.D_main = saved
+    return c.counts
+
+
+def matmul_tflops(device: torch.device, dtype: torch.dtype, n: int | None = None, repeats: int = 5) -> float:
+    """TFLOP/s of one plain dense [n, n] @ [n, n] matmul in `dtype`: the device's reachable matrix rate."""
+    n = n or (8192 if device.type == "cuda" else 1024)
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    t, _ = benchtools.time_median(lambda: a @ b, device, warmup=2, repeats=repeats)
+    return 2 * n**3 / t / 1e12
 
 
 def bench_train(cfg: ModelConfig, batch: int = 8, device: str = "cpu", repeats: int = 3, warmup: int = 1,
-                compile: bool = False, amp: str = "off", aug_p: float = 0.2, flops: bool = True) -> dict[str, Any]:
-    """Median seconds of each phase; sec/iteration = Gmain + Greg/4 + Dmain + Dreg/16."""
+                compile: bool = False, amp: str = "off", aug_p: float = 0.2, flops: bool = True,
+                profile: bool = False) -> dict[str, Any]:
+    """Median seconds of each phase; sec/iteration = Gmain + Greg/4 + Dmain + Dreg/16.
+
+    With `flops`: FLOPs per phase (one eager step each, counted by the dispatcher), amortised by the same
+    weights, the achieved TFLOP/s, and the fraction of a plain matmul's rate measured in this run (in the
+    run's half precision on CUDA, bf16 unless amp is fp16; float32 on the CPU). With `profile`: operator
+    calls per phase (views excluded) and the most frequent operators.
+    """
     from flowergan.training.loop import Trainer
 
     dev = torch.device(device)
@@ -117,11 +141,27 @@ def bench_train(cfg: ModelConfig, batch: int = 8, device: str = "cpu", repeats: 
         per_phase[name] = statistics.median(times)
     sec_iter = sum(per_phase[k] * w for k, w in weights.items())
     extra: dict[str, Any] = {"phase_sec": per_phase, "phase_weights": weights, "sec_per_kimg": sec_iter / batch * 1000,
-                             "aug_p": aug_p, "amp": trainer.resolved.amp, "compile": compile, "batch": batch}
-    if flops and dev.type == "cpu" and not compile:
-        step_flops = sum(_count_step_flops(trainer, [k]) * w for k, w in weights.items())
-        achieved = step_flops / sec_iter / 1e9
-        ref, _ = _conv_reference_gflops(trainer, repeats=repeats)
-        extra.update({"gflop_per_iter": step_flops / 1e9, "achieved_gflops": achieved,
-                      "conv2d_ref_gflops": ref, "fraction_of_conv2d": achieved / ref})
+                             "aug_p": aug_p, "amp": trainer.resolved.amp, "compile": compile, "batch": batch,
+                             "sync_free": trainer.sync_free}
+    if dev.type == "cuda":
+        extra["peak_gpu_mem_gb_timed"] = torch.cuda.max_memory_allocated(dev) / 2**30
+    if flops or profile:
+        counts = {k: _phase_counts(trainer, k) for k in weights}
+        if profile:
+            extra["phase_ops"] = {k: c.to_dict() for k, c in counts.items()}
+            extra["op_calls_per_iter"] = sum(counts[k].total_calls * w for k, w in weights.items())
+        if flops:
+            step_flops = sum(counts[k].total_flops * w for k, w in weights.items())
+            achieved = step_flops / sec_iter / 1e12
+            mm_dtype = (torch.float16 if trainer.resolved.amp == "fp16" else torch.bfloat16) if dev.type == "cuda" \
+                else (torch.bfloat16 if trainer.resolved.amp == "bf16" else torch.float32)
+            mm = matmul_tflops(dev, mm_dtype)
+            extra.update({"phase_tflop": {k: c.total_flops / 1e12 for k, c in counts.items()},
+                          "tflop_per_kimg": step_flops / batch * 1000 / 1e12, "achieved_tflops": achieved,
+                          "matmul_tflops": mm, "matmul_dtype": str(mm_dtype).replace("torch.", ""),
+                          "fraction_of_matmul": achieved / mm,
+                          "gflop_per_iter": step_flops / 1e9, "achieved_gflops": achieved * 1000})
+            if dev.type == "cpu" and not compile:
+                ref, _ = _conv_reference_gflops(trainer, repeats=repeats)
+                extra.update({"conv2d_ref_gflops": ref, "fraction_of_conv2d": achieved * 1000 / ref})
     return benchtools.record("train", images=batch, seconds=sec_iter, device=dev, config=cfg.to_dict(), **extra)

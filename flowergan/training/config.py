@@ -94,6 +94,12 @@ class TrainConfig:
                    "4 highest-resolution blocks of G and D, conv clamp 256), bf16 (autocast) or off (fp32).",
                    choices=("auto", "fp16", "bf16", "off"), group="Performance")
     compile: bool = opt(False, "torch.compile the main phases' networks.", group="Performance")
+    data_cache: str = opt("auto", "Where decoded images live: auto (memory when the decoded dataset takes at most "
+                          "a quarter of the free RAM, else lazy), memory, mmap (a decoded .npy on disk) or lazy "
+                          "(decode from the zip or folder per batch, bounded memory).",
+                          choices=("auto", "memory", "mmap", "lazy"), group="Performance")
+    data_workers: int = opt(-1, "Background processes decoding batches; -1: auto (0 when cached, else up to 4).",
+                            group="Performance")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -174,6 +180,10 @@ class TrainConfig:
             raise ConfigError(f"--aug-preset {self.aug_preset!r}: choose one of {', '.join(AUG_PRESETS)}")
         if self.amp not in ("auto", "off", "bf16", "fp16"):
             raise ConfigError(f"--amp {self.amp!r}: choose 'auto', 'fp16', 'bf16' or 'off'")
+        if self.data_cache not in ("auto", "memory", "mmap", "lazy"):
+            raise ConfigError(f"--data-cache {self.data_cache!r}: choose 'auto', 'memory', 'mmap' or 'lazy'")
+        if isinstance(self.data_workers, bool) or not isinstance(self.data_workers, int) or self.data_workers < -1:
+            raise ConfigError(f"--data-workers {self.data_workers!r}: must be an integer >= 0, or -1 for auto")
         if self.noise_mode not in NOISE_MODES:
             raise ConfigError(f"--noise-mode {self.noise_mode!r}: choose one of {', '.join(NOISE_MODES)}")
         if not isinstance(self.log, tuple) or not all(b in LOG_BACKENDS for b in self.log):

@@ -91,11 +91,13 @@ class Trainer:
 
     def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig, run_dir: Path | None, dataset, *,
                  device: torch.device, info: DistInfo = DistInfo(), resume: Path | None = None,
-                 init_modules: dict[str, torch.nn.Module] | None = None, sampler_cls=None):
+                 init_modules: dict[str, torch.nn.Module] | None = None, sampler_cls=None,
+                 sync_free: bool | None = None):
         """`cfg` may leave options to its base config (None fields); they are resolved here exactly as
         `flowergan train` resolves them (`recipe.resolve`). `model_cfg` is taken as given (its precision
         fields follow `cfg.amp` when left at 0 / None). `init_modules`: {'G', 'G_ema', 'D'} to start from
-        (fine-tuning; each network from its own tensors)."""
+        (fine-tuning; each network from its own tensors). `sync_free`: never read a device value on the host
+        inside `step()` (default: on accelerators; True on the CPU runs the accelerator path, for tests)."""
         if cfg.device.split(":")[0] != device.type:
             cfg = cfg.replace(device=str(device))
         r = resolve(cfg, model_cfg, resolution=model_cfg.resolution, world_size=info.world_size,
@@ -105,6 +107,7 @@ class Trainer:
         self.model_cfg = model_cfg = r.model
         self.info, self.device, self.run_dir, self.dataset = info, device, run_dir, dataset
         self.batch_gpu, self.rounds = r.batch_gpu, r.rounds
+        self.sync_free = device.type != "cpu" if sync_free is None else bool(sync_free)
         if device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -134,8 +137,9 @@ class Trainer:
         self.ada = None
         if cfg.aug != "none":
             # On the CPU a host sync is free, so pad only as far as the batch's transforms reach (much less work).
-            pad = "tight" if device.type == "cpu" else "max"
+            pad = "max" if self.sync_free else "tight"
             self.augment_pipe = AugmentPipe.from_preset(cfg.aug_preset, p=cfg.p, geom_pad=pad).to(device)
+            self.augment_pipe.sync_free = self.sync_free
             if cfg.aug == "ada":
                 self.ada = AdaController(self.augment_pipe, target=cfg.target, speed_kimg=cfg.ada_kimg,
                                          interval=cfg.ada_interval, p=cfg.p)
@@ -146,8 +150,11 @@ class Trainer:
         for module, lr in (("G", cfg.lr), ("D", cfg.lr)):
             ratio = next(p.lr_ratio for p in self.phases if p.module == module)
             net = self.G if module == "G" else self.D
+            # fused: one kernel per step, and its step counter lives on the device (the for-each Adam reads
+            # a host-side counter each step, which also blocks CUDA graph capture).
             self.opts[module] = torch.optim.Adam(net.parameters(), lr=lr * ratio,
-                                                 betas=(cfg.betas[0] ** ratio, cfg.betas[1] ** ratio), eps=cfg.eps)
+                                                 betas=(cfg.betas[0] ** ratio, cfg.betas[1] ** ratio), eps=cfg.eps,
+                                                 fused=True if self.sync_free else None)
         autocast = None
         if r.amp == "bf16":
             autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16)  # noqa: E731
@@ -164,6 +171,7 @@ class Trainer:
             from flowergan.data.dataset import InfiniteSampler as sampler_cls
         self.sampler = sampler_cls(len(dataset), rank=info.rank, world=info.world_size, seed=cfg.seed, shuffle=True)
         self.label_rng = np.random.RandomState(cfg.seed * 1000 + info.rank)
+        self.loader = None  # started at the first next_real(), after any resume has set the sampler
 
         self.cur_nimg = 0
         self.batch_idx = 0
@@ -190,10 +198,18 @@ class Trainer:
         return net
 
     def next_real(self) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = self.sampler.take(self.batch_gpu * self.rounds)
-        img, lab = self.dataset.get_batch(idx)
-        img = images_to_float(torch.from_numpy(np.ascontiguousarray(img)).to(self.device, non_blocking=True))
-        c = torch.from_numpy(np.asarray(lab, dtype=np.float32)).to(self.device)
+        """The next real batch on the device: decoded in background workers (cfg.data_workers), pinned, copied
+        without blocking, one step ahead; the checkpointed sampler position counts consumed batches only."""
+        if self.loader is None:
+            from flowergan.data.loader import BatchLoader, default_workers
+
+            workers = self.cfg.data_workers
+            if workers < 0:
+                workers = default_workers(getattr(self.dataset, "cache_mode", "memory"))
+            self.loader = BatchLoader(self.dataset, self.sampler, self.batch_gpu * self.rounds, self.device,
+                                      workers=workers)
+        img, c = self.loader.next()  # uint8 [N, C, H, W], float32 [N, label_dim]
+        img = images_to_float(img)
         if self.model_cfg.c_dim == 0:
             c = c[:, :0]
         return img, c
@@ -204,7 +220,7 @@ class Trainer:
             return torch.zeros([n, 0], device=self.device)
         idx = self.label_rng.randint(len(self.dataset), size=n)
         lab = np.stack([self.dataset.get_label(int(i)) for i in idx])
-        return torch.from_numpy(lab.astype(np.float32)).to(self.device)
+        return torch.from_numpy(lab.astype(np.float32)).to(self.device, non_blocking=True)
 
     # ------------------------------------------------------------------------------------------------
     def step(self, real: tuple[torch.Tensor, torch.Tensor] | None = None, gen_z: torch.Tensor | None = None,
@@ -247,12 +263,13 @@ class Trainer:
         if self.ada is not None:
             self.ada.end_minibatch()
         if self.ada is not None and self.ada.ready:  # every ada_interval iterations, as the official loop
-            self.ada.step(cfg.batch * self.ada.interval, reduce=lambda t: all_reduce_sum_(t, self.info))
+            self.ada.step(cfg.batch * self.ada.interval, reduce=lambda t: all_reduce_sum_(t, self.info),
+                          sync=not self.sync_free)
         if self.augment_pipe is not None:
             all_stats["Progress/augment"] = self.augment_pipe.p.detach().clone()
         all_stats["Loss/pl_mean"] = self.loss.pl_mean.detach().clone()
         self.stats.add(all_stats)
-        if self.device.type == "cpu":  # free to check every step on the CPU
+        if not self.sync_free:  # free to check every step on the CPU (train() checks at log time anyway)
             self._check_finite(all_stats)
         return all_stats
 
@@ -269,7 +286,8 @@ class Trainer:
         return {"cur_nimg": self.cur_nimg, "batch_idx": self.batch_idx, "pl_mean": float(self.loss.pl_mean),
                 "ada": self.ada.state_dict() if self.ada is not None else None,
                 "augment_p": float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0,
-                "sampler": self.sampler.state_dict(), "label_rng": _np_rng_state(self.label_rng),
+                "sampler": self.loader.sampler_state() if self.loader is not None else self.sampler.state_dict(),
+                "label_rng": _np_rng_state(self.label_rng),
                 "best": self.best, "world_size": self.info.world_size}
 
     def save_checkpoint(self, extra_meta: dict[str, Any] | None = None) -> Path | None:

@@ -185,7 +185,8 @@ def resolve(train: TrainConfig, model: ModelConfig | dict[str, Any], *, resoluti
 
 
 # Options that may change on --resume: they do not alter the training trajectory.
-RESUME_MUTABLE = ("kimg", "snap", "keep", "metrics", "metrics_num", "log_every", "log")
+RESUME_MUTABLE = ("kimg", "snap", "keep", "metrics", "metrics_num", "log_every", "log", "data_cache",
+                  "data_workers")
 
 
 def resume_conflicts(saved: TrainConfig, given: dict[str, Any]) -> list[str]:

@@ -15,8 +15,10 @@ def test_photos_are_about_500x600_jpegs(tmp_path):
 
 def test_run_bench_records(tmp_path):
     recs = run_bench(resolution=32, num_photos=6, workers=1, batch_size=4, num_batches=5, reader_images=12,
-                     synthetic_counts={32: 3}, repeats=1, workdir=tmp_path)
-    assert [r["what"] for r in recs] == ["data.prepare"] + ["data.reader"] * 3 + ["data.synthetic"]
+                     synthetic_counts={32: 3}, repeats=1, workdir=tmp_path, loader_sizes={32: 8})
+    assert [r["what"] for r in recs] == ["data.prepare"] + ["data.reader"] * 3 + ["data.synthetic"] + \
+        ["data.loader"] * 2
+    assert [r["config"]["cache"] for r in recs[-2:]] == ["memory", "lazy"]
     assert [r["config"]["cache"] for r in recs[1:4]] == ["memory", "mmap", "none"]
     for r in recs:
         assert r["img_per_s"] > 0 and r["device"].startswith("cpu")
