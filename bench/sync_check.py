@@ -13,8 +13,8 @@ import time
 
 import torch
 
+from flowergan.benchmarks.training import RandomImages, _CyclicSampler
 from flowergan.config import preset
-from flowergan.training.bench import RandomImages, _CyclicSampler
 from flowergan.training.config import TrainConfig
 from flowergan.training.loop import Trainer
 

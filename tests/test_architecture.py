@@ -50,3 +50,9 @@ def test_nothing_imports_cli():
     bad = [f"{f.relative_to(PKG.parent)} imports {m}" for f in PKG.rglob("*.py") if "cli" not in f.parts and f.name != "__main__.py"
            for m in _imports(f) if _area(m) == "cli"]
     assert not bad, "\n".join(bad)
+
+
+def test_only_the_cli_imports_the_benchmarks():
+    bad = [f"{f.relative_to(PKG.parent)} imports {m}" for f in PKG.rglob("*.py")
+           if not {"cli", "benchmarks"} & set(f.parts) for m in _imports(f) if _area(m) == "benchmarks"]
+    assert not bad, "\n".join(bad)

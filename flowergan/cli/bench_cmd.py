@@ -73,25 +73,25 @@ def _profiler(enabled: bool):
 
 def _run(what, cfg, *, batch, device, repeats, warmup, compile_, amp, aug_p, num, profile=False):
     if what == "generator":
-        from flowergan.networks.bench import bench_generator
+        from flowergan.benchmarks.networks import bench_generator
 
         return [bench_generator(cfg, batch=batch, device=device, repeats=repeats, warmup=warmup, compile=compile_)]
     if what == "discriminator":
-        from flowergan.networks.bench import bench_discriminator
+        from flowergan.benchmarks.networks import bench_discriminator
 
         return [bench_discriminator(cfg, batch=batch, device=device, repeats=repeats, warmup=warmup)]
     if what == "train":
-        from flowergan.training.bench import bench_train
+        from flowergan.benchmarks.training import bench_train
 
         return [bench_train(cfg, batch=batch, device=device, repeats=repeats, warmup=warmup, compile=compile_,
                             amp=amp, aug_p=aug_p, profile=profile)]
     if what == "data":
-        from flowergan.data.bench import run_bench
+        from flowergan.benchmarks.data import run_bench
 
         kw = {"num_photos": num} if num else {}
         return run_bench(**kw)
     if what == "fid":
-        from flowergan.metrics.bench import run_bench
+        from flowergan.benchmarks.metrics import run_bench
 
         kw = {"num": num} if num else {}
         return run_bench(batch=batch, device=device, repeats=repeats, warmup=warmup, **kw)

@@ -9,8 +9,8 @@ import pytest
 import torch
 from metrics_testkit import MeanColor, constant_images, use_reader, write_folder
 
+from flowergan.benchmarks.metrics import run_bench
 from flowergan.metrics import compute
-from flowergan.metrics.bench import run_bench
 
 
 def _tiny_generator():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from flowergan.benchmarks.training import bench_train
 from flowergan.config import preset
-from flowergan.training.bench import bench_train
 
 CFG = preset("tiny").replace(resolution=16, channel_base=256, channel_max=32, z_dim=16, w_dim=16)
 

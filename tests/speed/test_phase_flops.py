@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from flowergan.benchmarks.training import RandomImages, _CyclicSampler
 from flowergan.config import preset
-from flowergan.training.bench import RandomImages, _CyclicSampler
 from flowergan.training.config import TrainConfig
 from flowergan.training.loop import Trainer
 from flowergan.training.opcount import count_ops

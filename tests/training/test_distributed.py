@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from flowergan.benchmarks.training import RandomImages, _CyclicSampler
 from flowergan.config import preset
-from flowergan.training.bench import RandomImages, _CyclicSampler
 from flowergan.training.config import TrainConfig
 from flowergan.training.distributed import DistInfo
 

@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
+from flowergan.benchmarks.training import RandomImages, _CyclicSampler
 from flowergan.config import preset
 from flowergan.networks.resolve import list_checkpoints
 from flowergan.networks.store import load_model_dir
-from flowergan.training.bench import RandomImages, _CyclicSampler
 from flowergan.training.config import TrainConfig
 from flowergan.training.loop import Trainer, TrainingDiverged, train
 

@@ -6,9 +6,8 @@ from typing import Any
 
 import torch
 
-from flowergan import benchtools
-
-from .detectors import describe, resolve_inception
+from flowergan.benchmarks import tools as benchtools
+from flowergan.metrics.detectors import describe, resolve_inception
 
 
 def run_bench(batch: int = 16, device: str = "cpu", num: int | None = None, resolution: int = 256,
