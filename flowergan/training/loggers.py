@@ -56,6 +56,9 @@ class JsonlLogger:
             f.write(json.dumps(obj) + "\n")
 
     def config(self, cfg: dict[str, Any]) -> None:
+        """The run's config as the log's first line; a resumed run's log already has it (config.json has the rest)."""
+        if self.path.is_file() and self.path.stat().st_size > 0:
+            return
         self._append({"config": cfg})
 
     def scalars(self, record: dict[str, Any]) -> None:

@@ -43,14 +43,17 @@ def _temp_files(run: Path) -> list[Path]:
 
 
 def _log(run: Path) -> list[dict]:
-    """log.jsonl records (a line cut by the kill is left out here; resume drops it from the file)."""
+    """log.jsonl's kimg records (a line cut by the kill is left out here; resume drops it from the file).
+    The config line heads the log once: checked here, then left out."""
     out = []
     for line in (run / "log.jsonl").read_text().splitlines() if (run / "log.jsonl").is_file() else []:
         try:
             out.append(json.loads(line))
         except json.JSONDecodeError:
             pass
-    return out
+    configs = [i for i, r in enumerate(out) if "config" in r]
+    assert configs in ([], [0]), f"{run}: the config line must head log.jsonl once, found at lines {configs}"
+    return [r for r in out if "kimg" in r]
 
 
 @pytest.fixture(scope="module")
