@@ -6,15 +6,17 @@ from __future__ import annotations
 import contextlib
 import resource
 import socket
-import threading
+import sys
 from pathlib import Path
 
 from click.testing import CliRunner
 from testkit import make_tiny
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "web"))
+from web_testkit import Running  # noqa: E402,F401  (the one server-in-a-thread helper, re-exported)
+
 from flowergan.cli.main import cli
 from flowergan.networks.store import write_model_dir
-from flowergan.web import Limits, make_server
 
 
 def write_tiny(folder: Path, c_dim: int = 0) -> Path:
@@ -62,22 +64,6 @@ def address_space_cap(extra_mb: int):
         yield
     finally:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
-
-
-class Running:
-    """An explorer server on 127.0.0.1 (any free port) in a background thread; `stop()` shuts it down."""
-
-    def __init__(self, pipe, limits: Limits = Limits()):
-        self.server = make_server(pipe, "127.0.0.1", 0, limits)
-        self.host, self.port = self.server.server_address[:2]
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
 
 
 def raw_http(port: int, data: bytes, timeout: float = 20.0, half_close: bool = False) -> tuple[int, dict, bytes]:

@@ -21,6 +21,7 @@ class Running:
     def __init__(self, pipe: Pipeline, limits: Limits = Limits()):
         self.server = make_server(pipe, "127.0.0.1", 0, limits)
         self.url = self.server.url
+        self.host, self.port = self.server.server_address[:2]
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                        daemon=True)
         self.thread.start()
