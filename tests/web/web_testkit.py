@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import threading
 
-import pytest
 from testkit import make_tiny
 
 from flowergan.inference import Pipeline
@@ -33,23 +30,3 @@ class Running:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(5)
-
-
-CHROMIUM = os.environ.get("FLOWERGAN_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Headless Chromium through Playwright (skipped with how to install it where either is missing).
-    Import it into a test module to use it."""
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)) and not shutil.which("chromium"):
-        pytest.skip(f"Chromium not found at {CHROMIUM}: install it with `apt-get update && apt-get install -y "
-                    f"chromium` (as root) or run .ci/install-browser.sh")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM if os.path.isfile(CHROMIUM) else shutil.which("chromium"),
-                              args=ARGS, headless=True)
-        yield b
-        b.close()
