@@ -7,7 +7,8 @@
 # Stages (GPU): 1-2 `bench --what train` auto-128 and lite-128 at batch 32 in the default mixed precision
 # (the official fp16 scheme); 3 the sync-debug check (steps under torch.cuda.set_sync_debug_mode("error"));
 # 4 a 2-minute lite-128 training run whose G_ema comes back as $OUT/gema/ (fp16, ~42 MB); 5-8 fp32 and bf16
-# for both; 9 generator img/s; 10 compiled auto-128 (bf16 and compiled stages are left out in smoke mode). $OUT/gpu.log has the log, $OUT/summary.json the stage
+# for both; 9 generator img/s; 10 compiled auto-128; 11 the same with CUDA graphs (--compile-mode reduce-overhead)
+# (bf16 and compiled stages are left out in smoke mode). $OUT/gpu.log has the log, $OUT/summary.json the stage
 # exit codes and durations.
 set -uo pipefail
 DEV=cuda
@@ -77,4 +78,6 @@ fi
 stage generator 30 "${BENCH[@]}" --what generator --preset $P128 --batch 64 --repeats 5
 [ "$DEV" != cpu ] && stage train-auto128-compiled 120 "${BENCH[@]}" --what train --preset $P128 --batch $B $REP \
   --amp auto --compile
+[ "$DEV" != cpu ] && stage train-auto128-cudagraphs 120 "${BENCH[@]}" --what train --preset $P128 --batch $B $REP \
+  --amp auto --compile --compile-mode reduce-overhead
 log "done in $(( $(date +%s) - START ))s"

@@ -38,7 +38,7 @@ def official(python: str, preset: str, batch: int, threads: int, repeats: int) -
     maps = {"paper-128": 8, "auto-128": 2}
     if preset not in maps:
         raise SystemExit(f"--official: only {sorted(maps)} have an official counterpart here")
-    cmd = [python, str(OFFICIAL_BENCH), "--res", "128", "--batch", str(batch), "--preset", "auto", "--map",
+    cmd = [str(Path(python).absolute()), str(OFFICIAL_BENCH), "--res", "128", "--batch", str(batch), "--preset", "auto", "--map",
            str(maps[preset]), "--threads", str(threads), "--reps", str(repeats), "--what", "g,d,train"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=OFFICIAL_BENCH.parent).stdout
     raw = json.loads([line for line in out.splitlines() if line.startswith("JSON: ")][-1][len("JSON: "):])
@@ -58,8 +58,13 @@ def main() -> None:
                     help="the official code's venv python (../official/venv/bin/python): measure it in the same run")
     args = ap.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
-    recs = {w: bench(w, args.preset, args.batch, args.threads, args.repeats if w != "train" else 2, [])
-            for w in ("generator", "discriminator", "train")}
+    if args.official and not Path(args.official).is_file():
+        raise SystemExit(f"--official {args.official}: no such file (the official code's venv python; see "
+                         f"../shared/official-bench/README.md)")
+    recs = {}
+    for w in ("generator", "discriminator", "train"):
+        recs[w] = bench(w, args.preset, args.batch, args.threads, args.repeats if w != "train" else 2, [])
+        print(json.dumps({k: v for k, v in recs[w].items() if k != "config"}), flush=True)  # kept if a later step fails
     off = official(args.official, args.preset, args.batch, args.threads, args.repeats) if args.official else None
     print("| measurement | official img/s | ours img/s | ratio | goal | ours peak RSS MB | command |")
     print("|---|---|---|---|---|---|---|")

@@ -107,7 +107,7 @@ def matmul_tflops(device: torch.device, dtype: torch.dtype, n: int | None = None
 
 def bench_train(cfg: ModelConfig, batch: int = 8, device: str = "cpu", repeats: int = 3, warmup: int = 1,
                 compile: bool = False, amp: str = "off", aug_p: float = 0.2, flops: bool = True,
-                profile: bool = False) -> dict[str, Any]:
+                profile: bool = False, compile_mode: str = "default") -> dict[str, Any]:
     """Median seconds of each phase; sec/iteration = Gmain + Greg/4 + Dmain + Dreg/16.
 
     With `flops`: FLOPs per phase (one eager step each, counted by the dispatcher), amortised by the same
@@ -122,7 +122,7 @@ def bench_train(cfg: ModelConfig, batch: int = 8, device: str = "cpu", repeats: 
     # The run's settings come from the same resolver as `flowergan train` (amp fp16 -> the 4 highest-resolution
     # blocks in fp16 with conv clamp 256; auto -> that on CUDA, fp32 on the CPU).
     tcfg = TrainConfig(batch=batch, aug="fixed" if aug_p > 0 else "none", p=aug_p, device=device, amp=amp,
-                       compile=compile, style_mixing=0.9)
+                       compile=compile, compile_mode=compile_mode, style_mixing=0.9)
     data = RandomImages(cfg, n=max(4 * batch, 64))
     trainer = Trainer(cfg, tcfg, None, data, device=dev, info=DistInfo(), sampler_cls=_CyclicSampler)
     cfg, tcfg = trainer.model_cfg, trainer.cfg
@@ -141,7 +141,8 @@ def bench_train(cfg: ModelConfig, batch: int = 8, device: str = "cpu", repeats: 
         per_phase[name] = statistics.median(times)
     sec_iter = sum(per_phase[k] * w for k, w in weights.items())
     extra: dict[str, Any] = {"phase_sec": per_phase, "phase_weights": weights, "sec_per_kimg": sec_iter / batch * 1000,
-                             "aug_p": aug_p, "amp": trainer.resolved.amp, "compile": compile, "batch": batch,
+                             "aug_p": aug_p, "amp": trainer.resolved.amp, "compile": compile,
+                             "compile_mode": compile_mode if compile else None, "batch": batch,
                              "sync_free": trainer.sync_free}
     if dev.type == "cuda":
         extra["peak_gpu_mem_gb_timed"] = torch.cuda.max_memory_allocated(dev) / 2**30

@@ -8,6 +8,7 @@ import click
 
 from flowergan.cli.checks import count, finite, resolve_device
 from flowergan.cli.model_flags import model_options, pop_model_config
+from flowergan.training.config import COMPILE_MODES
 
 WHATS = ["generator", "discriminator", "train", "data", "fid"]
 
@@ -26,6 +27,8 @@ WHATS = ["generator", "discriminator", "train", "data", "fid"]
 @click.option("--threads", type=click.IntRange(min=1), default=None, callback=count("workers"),
               help="torch CPU threads (default: torch's).")
 @click.option("--compile", "compile_", is_flag=True, help="Use torch.compile where supported.")
+@click.option("--compile-mode", type=click.Choice(list(COMPILE_MODES)), default="default", show_default=True,
+              help="`train --compile`: torch.compile mode (reduce-overhead: CUDA graphs on GPUs).")
 @click.option("--amp", type=click.Choice(["off", "bf16", "fp16", "auto"]), default="off", show_default=True,
               help="Precision for `train`, resolved as `flowergan train --amp` does: fp16 (the official scheme, "
                    "CUDA only), bf16 autocast, auto (fp16 on CUDA, fp32 on the CPU) or off.")
@@ -36,7 +39,7 @@ WHATS = ["generator", "discriminator", "train", "data", "fid"]
 @click.option("--num", type=click.IntRange(min=1), default=None, callback=count("images"),
               help="Images for `data`/`fid` measurements.")
 def bench(what: str, batch: int, device: str, repeats: int, warmup: int, threads: int | None, compile_: bool,
-          amp: str, aug_p: float, profile: bool, num: int | None, **kwargs) -> None:
+          compile_mode: str, amp: str, aug_p: float, profile: bool, num: int | None, **kwargs) -> None:
     """Measure speed (images/s, median of repeats) and peak memory; print one JSON line each.
 
     \b
@@ -54,7 +57,7 @@ def bench(what: str, batch: int, device: str, repeats: int, warmup: int, threads
     ctx = _profiler(profile and what != "train")
     with ctx as prof:
         records = _run(what, cfg, batch=batch, device=device, repeats=repeats, warmup=warmup, compile_=compile_,
-                       amp=amp, aug_p=aug_p, num=num, profile=profile)
+                       amp=amp, aug_p=aug_p, num=num, profile=profile, compile_mode=compile_mode)
     for r in records:
         click.echo(json.dumps(r))
     if profile and prof is not None and what != "train":
@@ -71,7 +74,8 @@ def _profiler(enabled: bool):
     return profile(activities=[ProfilerActivity.CPU], record_shapes=False)
 
 
-def _run(what, cfg, *, batch, device, repeats, warmup, compile_, amp, aug_p, num, profile=False):
+def _run(what, cfg, *, batch, device, repeats, warmup, compile_, amp, aug_p, num, profile=False,
+         compile_mode="default"):
     if what == "generator":
         from flowergan.benchmarks.networks import bench_generator
 
@@ -84,7 +88,7 @@ def _run(what, cfg, *, batch, device, repeats, warmup, compile_, amp, aug_p, num
         from flowergan.benchmarks.training import bench_train
 
         return [bench_train(cfg, batch=batch, device=device, repeats=repeats, warmup=warmup, compile=compile_,
-                            amp=amp, aug_p=aug_p, profile=profile)]
+                            amp=amp, aug_p=aug_p, profile=profile, compile_mode=compile_mode)]
     if what == "data":
         from flowergan.benchmarks.data import run_bench
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,8 +10,10 @@ import torch
 
 from flowergan.config import ModelConfig
 from flowergan.networks import Discriminator, Generator
-from flowergan.networks.resolve import resolve_network
-from flowergan.networks.store import load_model_dir
+from flowergan.networks.resolve import resolve_candidates
+from flowergan.networks.store import ModelFileError, load_model_dir
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -26,17 +29,22 @@ class LoadedModel:
 
 
 def load_networks(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load a model dir, a run dir (latest checkpoint) or an official pickle (safely)."""
-    kind, src = resolve_network(path)
+    """Load a model dir, a run dir (its newest checkpoint that loads) or an official pickle (safely).
+
+    For a run folder, a damaged newest checkpoint (e.g. cut short by a full disk) is skipped with a warning
+    and the next older one is used; when none loads, the error lists every reason.
+    """
+    kind, found = resolve_candidates(path)
     device = torch.device(device)
     names = None
     if kind == "official":
         from flowergan.compat.official import load_official_pickle
 
+        src = found[0]
         d = load_official_pickle(src)
         cfg, aug_p, meta = d["config"], d["augment_p"], {"augment_p": d["augment_p"], "source_pickle": src.name}
     else:
-        d = load_model_dir(src)
+        src, d = _first_loadable(found, explicit=(kind == "model"), spec=path)
         cfg, aug_p, meta = d["config"], float(d["meta"].get("augment_p", 0.0)), d["meta"]
         names = d["meta"].get("class_names")
     G = d["G_ema"] if d.get("G_ema") is not None else d["G"]
@@ -49,3 +57,18 @@ def load_networks(path: str | Path, device: str | torch.device = "cpu") -> Loade
     ok = isinstance(names, list) and len(names) == G.c_dim and all(isinstance(n, str) for n in names)
     return LoadedModel(G=G, D=D, config=cfg, source=src, device=device, augment_p=aug_p, meta=meta,
                        class_names=[n[:80] for n in names] if ok else None)
+
+
+def _first_loadable(found: list[Path], explicit: bool, spec: str | Path) -> tuple[Path, dict]:
+    """The first of `found` (newest first) that loads; a model folder named explicitly must load itself."""
+    if explicit:
+        return found[0], load_model_dir(found[0])
+    reasons = []
+    for ckpt in found:
+        try:
+            return ckpt, load_model_dir(ckpt)
+        except (ModelFileError, OSError) as e:
+            reasons.append(f"  {ckpt.name}: {e}")
+            log.warning("--network %s: skipping %s: %s", spec, ckpt, e)
+    raise ModelFileError(f"--network {spec}: no checkpoint loads:\n" + "\n".join(reasons) +
+                         "\nRestore a checkpoint from a backup, or pass a model folder.")

@@ -22,18 +22,28 @@ def resolve_network(path: str | Path) -> tuple[str, Path]:
 
     Raises FileNotFoundError with a message that says what was expected.
     """
+    kind, found = resolve_candidates(path)
+    return ("official" if kind == "official" else "model"), found[0]
+
+
+def resolve_candidates(path: str | Path) -> tuple[str, list[Path]]:
+    """-> ('official', [pkl]) | ('model', [dir]) | ('run', checkpoints newest first).
+
+    A run folder (or a folder of runs: its newest run with checkpoints) gives every checkpoint, so a caller
+    can fall back past a damaged newest one; a model folder or a pickle given explicitly is the only choice.
+    """
     p = Path(path)
     if p.is_file() and p.suffix == ".pkl":
-        return "official", p
+        return "official", [p]
     if p.is_dir() and is_model_dir(p):
-        return "model", p
+        return "model", [p]
     if p.is_dir():
         ckpts = list_checkpoints(p)
         if ckpts:
-            return "model", ckpts[-1]
+            return "run", ckpts[::-1]
         runs = sorted(q for q in p.iterdir() if q.is_dir() and list_checkpoints(q))
         if runs:
-            return "model", list_checkpoints(runs[-1])[-1]
+            return "run", list_checkpoints(runs[-1])[::-1]
     raise FileNotFoundError(
         f"--network {path}: not a flowergan model folder (config.json + weights.safetensors), a training run "
         f"folder with checkpoints/, or an official .pkl snapshot")

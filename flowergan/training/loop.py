@@ -17,7 +17,6 @@ import torch
 from flowergan.augment import AdaController, AugmentPipe
 from flowergan.config import ModelConfig, save_json
 from flowergan.networks import build_networks
-from flowergan.networks.resolve import list_checkpoints
 from flowergan.training import checkpoint as ckpt
 from flowergan.training.config import TrainConfig
 from flowergan.training.distributed import (
@@ -51,15 +50,6 @@ def new_run_dir(out: Path, desc: str) -> Path:
     run = out / f"{(max(ids) + 1 if ids else 0):05d}-{desc}"
     run.mkdir()
     return run
-
-
-def latest_run(out: Path) -> Path | None:
-    """The newest run folder under `out` that holds a checkpoint."""
-    out = Path(out)
-    if not out.is_dir():
-        return None
-    runs = sorted(p for p in out.iterdir() if p.is_dir() and re.match(r"^\d+-", p.name) and list_checkpoints(p))
-    return runs[-1] if runs else None
 
 
 def load_start_networks(path: str | Path) -> dict[str, Any]:
@@ -160,7 +150,8 @@ class Trainer:
             autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16)  # noqa: E731
         synth_main = D_main = None
         if cfg.compile:  # compiled callables for the main phases only (regularisers need double backward)
-            synth_main, D_main = torch.compile(self.G.synthesis), torch.compile(self.D)
+            mode = cfg.compile_mode  # reduce-overhead: CUDA graphs (the shapes of the main phases are static)
+            synth_main, D_main = torch.compile(self.G.synthesis, mode=mode), torch.compile(self.D, mode=mode)
         self.loss = StyleGAN2Loss(self.G, self.D, self.augment_pipe, r1_gamma=cfg.gamma,
                                   style_mixing=cfg.style_mixing, pl_weight=cfg.pl_weight, pl_decay=cfg.pl_decay,
                                   pl_batch_shrink=cfg.pl_batch_shrink, noise_mode=cfg.noise_mode, ada=self.ada,

@@ -146,3 +146,30 @@ def test_non_finite_weights_are_refused_on_load(tmp_path):
     _nan_weights(tmp_path / "m" / W)
     with pytest.raises(ModelFileError, match=r"'G.synthesis.b8.conv1.weight' holds 1 non-finite.*earlier checkpoint"):
         load_model_dir(tmp_path / "m")
+
+
+@pytest.mark.parametrize("kind", ["weights truncated", "non-finite weights", "config garbled", "config hostile"])
+def test_network_run_falls_back_past_a_corrupt_newest_checkpoint(run, kind, caplog):
+    """`--network RUN` (inference) skips a damaged newest checkpoint like `--resume` does, and says so."""
+    from flowergan.inference.loader import load_networks
+
+    corrupt, reason = CORRUPTIONS[kind]
+    newest = run / "checkpoints" / "snapshot-0000000016"
+    corrupt(newest)
+    with caplog.at_level("WARNING"):
+        for spec in (run, run.parent):  # the run folder, or the folder of runs
+            m = load_networks(spec)
+            assert m.source.name == "snapshot-0000000008"
+    assert any("skipping" in r.message and "snapshot-0000000016" in r.message for r in caplog.records)
+    with pytest.raises(ModelFileError, match=reason):  # named explicitly, it must load itself
+        load_networks(newest)
+
+
+def test_network_run_with_every_checkpoint_corrupt_lists_each_reason(run):
+    from flowergan.inference.loader import load_networks
+
+    for d in (run / "checkpoints").iterdir():
+        _nan_weights(d / W)
+    with pytest.raises(ModelFileError, match=r"no checkpoint loads") as e:
+        load_networks(run)
+    assert str(e.value).count("non-finite") == 2 and "snapshot-0000000008" in str(e.value)

@@ -97,6 +97,20 @@ def test_compiled_main_phases_train(tmp_path):
     assert all(not k.startswith("_orig_mod") and "._orig_mod" not in k for k in t.G.state_dict())
 
 
+def test_compile_mode_reaches_torch_compile(monkeypatch):
+    """--compile-mode (reduce-overhead: CUDA graphs) is what torch.compile gets, for synthesis and D alike;
+    an unknown mode is refused by the config before anything is built."""
+    from flowergan.config import ConfigError
+
+    seen = []
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: seen.append((fn, kw)) or fn)
+    t = _trainer(None, _tcfg(compile=True, compile_mode="reduce-overhead", aug="none"))
+    assert [(fn, kw) for fn, kw in seen] == [(t.G.synthesis, {"mode": "reduce-overhead"}),
+                                            (t.D, {"mode": "reduce-overhead"})]
+    with pytest.raises(ConfigError, match="--compile-mode .fastest.: choose one of default, reduce-overhead"):
+        _tcfg(compile=True, compile_mode="fastest").validate()
+
+
 def test_zero_weight_regularisation_is_skipped():
     """pl_weight 0 / gamma 0 turn the lazy phases off (no penalty, no optimiser step); the others still run."""
     from flowergan.config import ConfigError
