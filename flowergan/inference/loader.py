@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,10 +9,8 @@ import torch
 
 from flowergan.config import ModelConfig
 from flowergan.networks import Discriminator, Generator
-from flowergan.networks.resolve import resolve_candidates
-from flowergan.networks.store import ModelFileError, load_model_dir
-
-log = logging.getLogger(__name__)
+from flowergan.networks.resolve import first_that_loads, resolve_candidates
+from flowergan.networks.store import load_model_dir
 
 
 @dataclass
@@ -44,7 +41,11 @@ def load_networks(path: str | Path, device: str | torch.device = "cpu") -> Loade
         d = load_official_pickle(src)
         cfg, aug_p, meta = d["config"], d["augment_p"], {"augment_p": d["augment_p"], "source_pickle": src.name}
     else:
-        src, d = _first_loadable(found, explicit=(kind == "model"), spec=path)
+        if kind == "model":  # a model folder named explicitly must load itself
+            src, d = found[0], load_model_dir(found[0])
+        else:
+            src, d, _ = first_that_loads(found, load_model_dir, f"--network {path}", "no checkpoint loads",
+                                         "Restore a checkpoint from a backup, or pass a model folder.")
         cfg, aug_p, meta = d["config"], float(d["meta"].get("augment_p", 0.0)), d["meta"]
         names = d["meta"].get("class_names")
     G = d["G_ema"] if d.get("G_ema") is not None else d["G"]
@@ -58,17 +59,3 @@ def load_networks(path: str | Path, device: str | torch.device = "cpu") -> Loade
     return LoadedModel(G=G, D=D, config=cfg, source=src, device=device, augment_p=aug_p, meta=meta,
                        class_names=[n[:80] for n in names] if ok else None)
 
-
-def _first_loadable(found: list[Path], explicit: bool, spec: str | Path) -> tuple[Path, dict]:
-    """The first of `found` (newest first) that loads; a model folder named explicitly must load itself."""
-    if explicit:
-        return found[0], load_model_dir(found[0])
-    reasons = []
-    for ckpt in found:
-        try:
-            return ckpt, load_model_dir(ckpt)
-        except (ModelFileError, OSError) as e:
-            reasons.append(f"  {ckpt.name}: {e}")
-            log.warning("--network %s: skipping %s: %s", spec, ckpt, e)
-    raise ModelFileError(f"--network {spec}: no checkpoint loads:\n" + "\n".join(reasons) +
-                         "\nRestore a checkpoint from a backup, or pass a model folder.")

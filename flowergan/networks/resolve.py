@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
-from flowergan.networks.store import is_model_dir
+from flowergan.networks.store import ModelFileError, is_model_dir
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CHECKPOINTS_DIR = "checkpoints"
 
@@ -47,3 +53,19 @@ def resolve_candidates(path: str | Path) -> tuple[str, list[Path]]:
     raise FileNotFoundError(
         f"--network {path}: not a flowergan model folder (config.json + weights.safetensors), a training run "
         f"folder with checkpoints/, or an official .pkl snapshot")
+
+
+def first_that_loads(candidates: list[Path], load: Callable[[Path], T], where: str, none_loads: str,
+                     hint: str) -> tuple[Path, T, list[tuple[Path, str]]]:
+    """Try `load` on each checkpoint (newest first) -> (the first that loads, its result, the skipped ones with
+    their reasons, each also logged as a warning). When none loads, raise ModelFileError
+    "{where}: {none_loads}:" with one line per checkpoint and its reason, then `hint`."""
+    skipped: list[tuple[Path, str]] = []
+    for c in candidates:
+        try:
+            return c, load(c), skipped
+        except (ModelFileError, OSError) as e:
+            skipped.append((c, str(e)))
+            log.warning("%s: skipping %s: %s", where, c, e)
+    reasons = "\n".join(f"  {p.name}: {why}" for p, why in skipped)
+    raise ModelFileError(f"{where}: {none_loads}:\n{reasons}\n{hint}")

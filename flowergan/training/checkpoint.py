@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from flowergan.config import ModelConfig
-from flowergan.networks.resolve import CHECKPOINTS_DIR, list_checkpoints
+from flowergan.networks.resolve import CHECKPOINTS_DIR, first_that_loads, list_checkpoints
 from flowergan.networks.store import (
     CONFIG_NAME,
     WEIGHTS_NAME,
@@ -184,18 +184,10 @@ def find_resume(spec: str | Path, out_dir: str | Path) -> ResumePoint:
             run_dir, candidates = target.parent.parent, [target]
         else:
             raise ModelFileError(f"--resume {target}: neither a run folder with checkpoints/ nor a checkpoint")
-    skipped: list[tuple[Path, str]] = []
-    for c in candidates:
-        try:
-            verify_checkpoint(c)
-        except (ModelFileError, OSError) as e:
-            skipped.append((c, str(e)))
-            log.warning("--resume: skipping %s: %s", c, e)
-            continue
-        return ResumePoint(run_dir, c, _run_config(run_dir, c), skipped)
-    reasons = "\n".join(f"  {p.name}: {why}" for p, why in skipped)
-    raise ModelFileError(f"--resume {spec}: no checkpoint of {run_dir} loads and verifies:\n{reasons}\n"
-                         f"Start a new run, or restore a checkpoint from a backup.")
+    c, _, skipped = first_that_loads(candidates, verify_checkpoint, f"--resume {spec}",
+                                     f"no checkpoint of {run_dir} loads and verifies",
+                                     "Start a new run, or restore a checkpoint from a backup.")
+    return ResumePoint(run_dir, c, _run_config(run_dir, c), skipped)
 
 
 def _run_config(run_dir: Path, ckpt_dir: Path) -> dict[str, Any]:
