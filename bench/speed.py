@@ -7,7 +7,8 @@ Runs `flowergan bench` for generator inference, discriminator forward+backward a
 iteration, each in a fresh process (so peak memory is per measurement), then the official code's
 `../shared/official-bench/bench_official.py` on the same workload (set it up with that folder's README), and
 prints a markdown table of both with their ratios plus the raw JSON lines. Without `--official` it prints
-our figures only.
+our figures only. `--amp off,bf16` measures our training step once per precision (bf16 autocast pays on CPUs
+with native bf16: avx512_bf16 or AMX; the official code has no bf16 path, so its step is fp32 in every row).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--amp", default="off", help="comma list of our training precisions (off = fp32, bf16)")
     ap.add_argument("--official", metavar="PYTHON", default=None,
                     help="the official code's venv python (../official/venv/bin/python): measure it in the same run")
     args = ap.parse_args()
@@ -61,33 +63,43 @@ def main() -> None:
     if args.official and not Path(args.official).is_file():
         raise SystemExit(f"--official {args.official}: no such file (the official code's venv python; see "
                          f"../shared/official-bench/README.md)")
+    amps = [a.strip() for a in args.amp.split(",") if a.strip()]
+    if not amps or any(a not in ("off", "bf16") for a in amps):
+        raise SystemExit(f"--amp {args.amp}: give a comma list of off and bf16")
     recs = {}
-    for w in ("generator", "discriminator", "train"):
-        recs[w] = bench(w, args.preset, args.batch, args.threads, args.repeats if w != "train" else 2, [])
-        print(json.dumps({k: v for k, v in recs[w].items() if k != "config"}), flush=True)  # kept if a later step fails
+    jobs = [("generator", "generator", []), ("discriminator", "discriminator", [])]
+    jobs += [("train" if a == "off" else f"train ({a})", "train", ["--amp", a]) for a in amps]
+    for row, w, extra in jobs:
+        recs[row] = bench(w, args.preset, args.batch, args.threads, args.repeats if w != "train" else 2, extra)
+        print(json.dumps({k: v for k, v in recs[row].items() if k != "config"}), flush=True)  # kept if a later step fails
     off = official(args.official, args.preset, args.batch, args.threads, args.repeats) if args.official else None
     print("| measurement | official img/s | ours img/s | ratio | goal | ours peak RSS MB | command |")
     print("|---|---|---|---|---|---|---|")
-    for w, r in recs.items():
+    for row, r in recs.items():
+        w = r["what"]
         goal = f">= {GOALS[w]}x" if GOALS[w] else "-"
         o = f"{off[w]['img_per_s']:.3f}" if off else "-"
         ratio = f"{r['img_per_s'] / off[w]['img_per_s']:.2f}x" if off else "-"
-        print(f"| {w} | {o} | {r['img_per_s']:.3f} | {ratio} | {goal} | {r['peak_mem_mb']:.0f} | `{r['command']}` |")
-    t = recs["train"]
-    off_mem = f" vs official {off['train']['peak_mem_mb']:.0f} MB" if off and off["train"]["peak_mem_mb"] else ""
-    print(f"\ntraining: {t['sec_per_batch']:.1f} s per iteration ({t['sec_per_kimg']:.0f} s/kimg), peak RSS "
-          f"{t['peak_mem_mb']:.0f} MB{off_mem}; phases (s): "
-          + ", ".join(f"{k} {v:.2f}" for k, v in t["phase_sec"].items()))
+        print(f"| {row} | {o} | {r['img_per_s']:.3f} | {ratio} | {goal} | {r['peak_mem_mb']:.0f} | `{r['command']}` |")
+    for row, t in recs.items():
+        if t["what"] == "train":
+            _train_lines(row, t, off)
     if off:
         print(f"official: `{off['command']}`")
         print(f"load average at the end {os.getloadavg()[0]:.2f}")
+        print("\nraw (official):")
+        print(json.dumps({"official": off["raw"]}))
+
+
+def _train_lines(row: str, t: dict, off: dict | None) -> None:
+    off_mem = f" vs official {off['train']['peak_mem_mb']:.0f} MB" if off and off["train"]["peak_mem_mb"] else ""
+    print(f"\n{row}: {t['sec_per_batch']:.1f} s per iteration ({t['sec_per_kimg']:.0f} s/kimg), peak RSS "
+          f"{t['peak_mem_mb']:.0f} MB{off_mem}; phases (s): "
+          + ", ".join(f"{k} {v:.2f}" for k, v in t["phase_sec"].items()))
     if "achieved_gflops" in t:
         print(f"achieved {t['achieved_gflops']:.1f} GFLOP/s over the whole step ({t['gflop_per_iter']:.0f} GFLOP per "
               f"iteration) vs plain conv2d fwd+bwd at the same sizes {t['conv2d_ref_gflops']:.1f} GFLOP/s "
               f"= {100 * t['fraction_of_conv2d']:.0f}%")
-    if off:  # our raw records were printed as each finished, above the table
-        print("\nraw (official):")
-        print(json.dumps({"official": off["raw"]}))
 
 
 if __name__ == "__main__":

@@ -54,8 +54,9 @@ class _CyclicSampler:
         self.pos = s["pos"]
 
 
-def _conv_reference_gflops(trainer, repeats: int = 3) -> tuple[float, float]:
-    """GFLOP/s of plain conv2d forward+backward on the 3x3 conv shapes of G's synthesis and D at this batch."""
+def _conv_reference_gflops(trainer, repeats: int = 3, dtype: torch.dtype = torch.float32) -> tuple[float, float]:
+    """GFLOP/s of plain conv2d forward+backward in `dtype` on the 3x3 conv shapes of G's synthesis and D at
+    this batch."""
     from flowergan.networks.generator import SynthesisLayer
 
     N = trainer.batch_gpu
@@ -68,8 +69,8 @@ def _conv_reference_gflops(trainer, repeats: int = 3) -> tuple[float, float]:
     secs = 0.0
     dev = trainer.device
     for cin, cout, res in shapes:
-        x = torch.randn(N, cin, res, res, device=dev, requires_grad=True)
-        w = torch.randn(cout, cin, 3, 3, device=dev, requires_grad=True)
+        x = torch.randn(N, cin, res, res, device=dev, dtype=dtype, requires_grad=True)
+        w = torch.randn(cout, cin, 3, 3, device=dev, dtype=dtype, requires_grad=True)
 
         def run(x=x, w=w):
             F.conv2d(x, w, padding=1).sum().backward()
@@ -163,6 +164,7 @@ def bench_train(cfg: ModelConfig, batch: int = 8, device: str = "cpu", repeats: 
                           "fraction_of_matmul": achieved / mm,
                           "gflop_per_iter": step_flops / 1e9, "achieved_gflops": achieved * 1000})
             if dev.type == "cpu" and not compile:
-                ref, _ = _conv_reference_gflops(trainer, repeats=repeats)
-                extra.update({"conv2d_ref_gflops": ref, "fraction_of_conv2d": achieved * 1000 / ref})
+                ref, _ = _conv_reference_gflops(trainer, repeats=repeats, dtype=mm_dtype)  # bf16 with amp bf16
+                extra.update({"conv2d_ref_gflops": ref, "conv2d_ref_dtype": extra["matmul_dtype"],
+                              "fraction_of_conv2d": achieved * 1000 / ref})
     return benchtools.record("train", images=batch, seconds=sec_iter, device=dev, config=cfg.to_dict(), **extra)
