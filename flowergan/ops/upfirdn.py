@@ -83,7 +83,7 @@ class _DepthwiseFirAdjoint(torch.autograd.Function):
         kh, kw = w.shape[-2:]
         extra = (in_hw[0] - (y.shape[-2] - 1) * stride[0] - kh, in_hw[1] - (y.shape[-1] - 1) * stride[1] - kw)
         if y.dtype == torch.bfloat16 and y.device.type == "cpu" and max(stride) > 1:
-            # oneDNN's strided transposed depthwise convolution in bf16 is 3-4x slower than in fp32 on CPUs
+            # oneDNN's strided transposed depthwise convolution in bf16 is ~4x slower than in fp32 on CPUs
             # (the gradient of every decimating FIR in D): the same sum in fp32, rounded to bf16 once.
             with torch.autocast("cpu", enabled=False):
                 gx = F.conv_transpose2d(y.float(), w.float(), stride=stride, output_padding=extra, groups=w.shape[0])

@@ -126,7 +126,6 @@ def test_fir_under_bf16_autocast():
     torch.testing.assert_close(y.float(), downsample2d(x, f), atol=0.05, rtol=0.05)
 
 
-
 def test_fir_bf16_gradient_of_decimation_matches_fp64():
     """The adjoint of a decimating FIR in bf16 (computed in fp32 on the CPU, rounded once) is the exact
     adjoint: checked against the fp64 vector-Jacobian product, to within the two bf16 roundings of the
@@ -140,6 +139,7 @@ def test_fir_bf16_gradient_of_decimation_matches_fp64():
     (ref,) = torch.autograd.grad(downsample2d(x64, f.double()), x64, g.to(torch.bfloat16).double())
     assert gx.dtype == torch.bfloat16 and gx.shape == x.shape
     torch.testing.assert_close(gx.double(), ref, atol=2 * 2**-8 * float(ref.abs().max()), rtol=2**-8)
+
 
 def test_bias_act_closed_form():
     x = torch.tensor([[-2.0, 0.5], [1.0, -0.1]])
