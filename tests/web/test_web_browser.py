@@ -71,9 +71,10 @@ def test_page_generates_mixes_and_walks(server, browser):
         page.fill("#mix-b", "12")
         old_mix = _src(page, "#mix-img")
         page.select_option("#mix-styles", "all")
-        mixed = _wait_src_change(page, "#mix-img", old_mix)
+        _wait_src_change(page, "#mix-img", old_mix)
         page.wait_for_function("() => document.querySelector('#mix-img').getAttribute('src') === "
                                "document.querySelector('#mix-b-img').getAttribute('src')", timeout=20000)
+        mixed = _src(page, "#mix-img")  # the settled mix: the first change can be a mix for an earlier seed pair
         assert mixed == _src(page, "#mix-b-img") != _src(page, "#mix-a-img")
         page.select_option("#mix-styles", "coarse")
         coarse = _wait_src_change(page, "#mix-img", mixed)
@@ -99,5 +100,13 @@ def test_page_shows_api_errors(server, browser):
         page.eval_on_selector("#seed", "el => { el.value = '99999999999'; el.dispatchEvent(new Event('change')); }")
         page.wait_for_selector("#status.error", timeout=20000)
         assert "[0, 4294967295]" in page.inner_text("#status")
+        # another panel's request finishing does not hide the error; the erring panel's next request does
+        old_grid = _src(page, "#grid-img")
+        page.fill("#grid-seeds", "20-23")
+        page.click("#grid-go")
+        _wait_src_change(page, "#grid-img", old_grid)
+        assert page.is_visible("#status.error") and "[0, 4294967295]" in page.inner_text("#status")
+        page.eval_on_selector("#seed", "el => { el.value = '3'; el.dispatchEvent(new Event('change')); }")
+        page.wait_for_function("() => !document.querySelector('#status').classList.contains('error')", timeout=20000)
     finally:
         page.close()

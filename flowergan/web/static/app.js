@@ -76,17 +76,25 @@ function setImage(imgId, linkId, url, filename) {
 // A per-panel counter so that only the latest answer is shown.
 const latest = { gen: 0, grid: 0, mix: 0, walk: 0, edit: 0, dirs: 0, proj: 0, file: 0 };
 
+// The panel whose error the status line shows: other panels' progress does not hide it, the same panel's
+// next request does.
+let errorPanel = null;
+
 async function run(panel, label, fn) {
   const my = ++latest[panel];
-  setStatus(`${label}…`);
+  if (errorPanel === panel) errorPanel = null;
+  const progress = (text) => { if (errorPanel === null) setStatus(text); };
+  progress(`${label}…`);
   try {
     const t0 = performance.now();
     const result = await fn();
     if (my !== latest[panel]) return;  // a newer request superseded this one
     result();
-    setStatus(`${label}: ${Math.round(performance.now() - t0)} ms`);
+    progress(`${label}: ${Math.round(performance.now() - t0)} ms`);
   } catch (err) {
-    if (my === latest[panel]) setStatus(String(err.message || err), true);
+    if (my !== latest[panel]) return;
+    errorPanel = panel;
+    setStatus(String(err.message || err), true);
   }
 }
 
