@@ -203,7 +203,8 @@ def _plan(kw: dict) -> _Plan:
 
             start = load_start_networks(tcfg.finetune)
         except (ValueError, FileNotFoundError) as e:
-            raise click.UsageError(f"--finetune {tcfg.finetune}: {e}") from None
+            msg = str(e) if str(e).startswith("--finetune") else f"--finetune {tcfg.finetune}: {e}"
+            raise click.UsageError(msg) from None
         sc = start["config"]
         if sc.resolution != res:
             raise click.UsageError(f"--finetune {tcfg.finetune} is a {sc.resolution}x{sc.resolution} model but the "

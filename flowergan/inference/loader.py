@@ -9,7 +9,7 @@ import torch
 
 from flowergan.config import ModelConfig
 from flowergan.networks import Discriminator, Generator
-from flowergan.networks.resolve import first_that_loads, resolve_candidates
+from flowergan.networks.resolve import load_resolved
 from flowergan.networks.store import load_model_dir
 
 
@@ -31,21 +31,14 @@ def load_networks(path: str | Path, device: str | torch.device = "cpu") -> Loade
     For a run folder, a damaged newest checkpoint (e.g. cut short by a full disk) is skipped with a warning
     and the next older one is used; when none loads, the error lists every reason.
     """
-    kind, found = resolve_candidates(path)
-    device = torch.device(device)
-    names = None
-    if kind == "official":
-        from flowergan.compat.official import load_official_pickle
+    from flowergan.compat.official import load_official_pickle
 
-        src = found[0]
-        d = load_official_pickle(src)
+    device = torch.device(device)
+    kind, src, d = load_resolved(path, load_model_dir, load_official_pickle)
+    if kind == "official":
         cfg, aug_p, meta = d["config"], d["augment_p"], {"augment_p": d["augment_p"], "source_pickle": src.name}
+        names = None
     else:
-        if kind == "model":  # a model folder named explicitly must load itself
-            src, d = found[0], load_model_dir(found[0])
-        else:
-            src, d, _ = first_that_loads(found, load_model_dir, f"--network {path}", "no checkpoint loads",
-                                         "Restore a checkpoint from a backup, or pass a model folder.")
         cfg, aug_p, meta = d["config"], float(d["meta"].get("augment_p", 0.0)), d["meta"]
         names = d["meta"].get("class_names")
     G = d["G_ema"] if d.get("G_ema") is not None else d["G"]

@@ -23,16 +23,7 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
     return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".") and is_model_dir(p))
 
 
-def resolve_network(path: str | Path) -> tuple[str, Path]:
-    """-> ('model', dir) | ('official', pkl). A run dir resolves to its latest checkpoint.
-
-    Raises FileNotFoundError with a message that says what was expected.
-    """
-    kind, found = resolve_candidates(path)
-    return ("official" if kind == "official" else "model"), found[0]
-
-
-def resolve_candidates(path: str | Path) -> tuple[str, list[Path]]:
+def resolve_candidates(path: str | Path, flag: str = "--network") -> tuple[str, list[Path]]:
     """-> ('official', [pkl]) | ('model', [dir]) | ('run', checkpoints newest first).
 
     A run folder (or a folder of runs: its newest run with checkpoints) gives every checkpoint, so a caller
@@ -51,7 +42,7 @@ def resolve_candidates(path: str | Path) -> tuple[str, list[Path]]:
         if runs:
             return "run", list_checkpoints(runs[-1])[::-1]
     raise FileNotFoundError(
-        f"--network {path}: not a flowergan model folder (config.json + weights.safetensors), a training run "
+        f"{flag} {path}: not a flowergan model folder (config.json + weights.safetensors), a training run "
         f"folder with checkpoints/, or an official .pkl snapshot")
 
 
@@ -69,3 +60,19 @@ def first_that_loads(candidates: list[Path], load: Callable[[Path], T], where: s
             log.warning("%s: skipping %s: %s", where, c, e)
     reasons = "\n".join(f"  {p.name}: {why}" for p, why in skipped)
     raise ModelFileError(f"{where}: {none_loads}:\n{reasons}\n{hint}")
+
+
+def load_resolved(path: str | Path, load_model: Callable[[Path], T], load_pickle: Callable[[Path], T],
+                  flag: str = "--network") -> tuple[str, Path, T]:
+    """Resolve `path` and load it -> (kind, the file or folder used, what the loader returned).
+
+    An official pickle or a model folder named explicitly must load itself; a run folder (or a folder of runs)
+    gives its newest checkpoint that loads, each damaged newer one skipped with a warning. Errors start with
+    "{flag} {path}:" when they come from the resolution or the fallback.
+    """
+    kind, found = resolve_candidates(path, flag)
+    if kind == "run":
+        src, loaded, _ = first_that_loads(found, load_model, f"{flag} {path}", "no checkpoint loads",
+                                          "Restore a checkpoint from a backup, or pass a model folder.")
+        return kind, src, loaded
+    return kind, found[0], (load_pickle if kind == "official" else load_model)(found[0])

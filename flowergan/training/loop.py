@@ -53,19 +53,15 @@ def new_run_dir(out: Path, desc: str) -> Path:
 
 
 def load_start_networks(path: str | Path) -> dict[str, Any]:
-    """A snapshot to fine-tune from (our model or run folder, or an official .pkl, read safely) ->
-    {'config', 'G', 'G_ema', 'D'}, each network from its own tensors (None where the file has none)."""
-    from flowergan.networks.resolve import resolve_network
+    """A snapshot to fine-tune from (our model folder; a run folder: its newest checkpoint that loads; an official
+    .pkl, read safely) -> {'config', 'G', 'G_ema', 'D', 'source'}, each network from its own tensors (None where
+    the file has none)."""
+    from flowergan.compat.official import load_official_pickle
+    from flowergan.networks.resolve import load_resolved
+    from flowergan.networks.store import load_model_dir
 
-    kind, src = resolve_network(path)
-    if kind == "official":
-        from flowergan.compat.official import load_official_pickle
-
-        d = load_official_pickle(src)
-    else:
-        from flowergan.networks.store import load_model_dir
-
-        d = load_model_dir(src, which=("G", "G_ema", "D"))
+    _, src, d = load_resolved(path, lambda p: load_model_dir(p, which=("G", "G_ema", "D")), load_official_pickle,
+                              flag="--finetune")
     if d.get("G") is None and d.get("G_ema") is None:
         raise ValueError(f"--finetune {path}: {src} holds no generator weights")
     return {"config": d["config"], "G": d.get("G"), "G_ema": d.get("G_ema"), "D": d.get("D"), "source": src}

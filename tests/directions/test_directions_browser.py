@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import sys
 import threading
 from pathlib import Path
@@ -18,32 +17,17 @@ import pytest
 from testkit import make_tiny, one_thread
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "web"))
-from web_testkit import Running  # noqa: E402
+from web_testkit import Running, launch_browser  # noqa: E402
 
 from flowergan.inference import Pipeline  # noqa: E402
 from flowergan.inference.directions import find_directions  # noqa: E402
 from flowergan.web.edit_api import EditLimits  # noqa: E402
 
-CHROMIUM = os.environ.get("FLOWERGAN_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]
 T = 30000  # ms per wait: generous, the test machine's cores are shared
 
 pytestmark = pytest.mark.browser
 _one_thread = pytest.fixture(autouse=True)(one_thread)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)) and not shutil.which("chromium"):
-        pytest.skip(f"Chromium not found at {CHROMIUM}: install it with `apt-get install -y chromium` (as root) "
-                    f"or run .ci/install-browser.sh")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM if os.path.isfile(CHROMIUM) else shutil.which("chromium"),
-                              args=ARGS, headless=True)
-        yield b
-        b.close()
+browser = pytest.fixture(scope="module")(launch_browser)
 
 
 def _start(pipe, directions=()):

@@ -173,3 +173,31 @@ def test_network_run_with_every_checkpoint_corrupt_lists_each_reason(run):
     with pytest.raises(ModelFileError, match=r"no checkpoint loads") as e:
         load_networks(run)
     assert str(e.value).count("non-finite") == 2 and "snapshot-0000000008" in str(e.value)
+
+
+def test_finetune_run_falls_back_past_a_corrupt_newest_checkpoint(run, caplog):
+    """`--finetune RUN` starts from the newest checkpoint that loads, like `--resume` and `--network`."""
+    from flowergan.training.loop import load_start_networks
+
+    _nan_weights(run / "checkpoints" / "snapshot-0000000016" / W)
+    with caplog.at_level("WARNING"):
+        start = load_start_networks(run)
+    assert start["source"].name == "snapshot-0000000008"
+    want = load_model_dir(run / "checkpoints" / "snapshot-0000000008")["G_ema"].state_dict()
+    got = start["G_ema"].state_dict()
+    assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
+    assert any("skipping" in r.message and "snapshot-0000000016" in r.message for r in caplog.records)
+
+
+def test_finetune_with_every_checkpoint_corrupt_is_one_clear_error(run, tmp_path):
+    for d in (run / "checkpoints").iterdir():
+        _nan_weights(d / W)
+    from flowergan.data.synthetic import prepare_synthetic
+
+    data = tmp_path / "d.zip"
+    prepare_synthetic(data, count=8, resolution=16, seed=1, progress=False, workers=1)
+    res = CliRunner().invoke(cli, ["train", "--data", str(data), "--finetune", str(run), "--dry-run",
+                                   "--no-progress"])
+    assert res.exit_code == 2, res.output
+    assert res.output.count(f"--finetune {run}") == 1 and "no checkpoint loads" in res.output, res.output
+    assert res.output.count("non-finite") == 2 and "Traceback" not in res.output

@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
-
-CHROMIUM = os.environ.get("FLOWERGAN_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]
+from web_testkit import launch_browser
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)) and not shutil.which("chromium"):
-        pytest.skip(f"Chromium not found at {CHROMIUM}: install it with `apt-get update && apt-get install -y "
-                    f"chromium` (as root) or run .ci/install-browser.sh")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM if os.path.isfile(CHROMIUM) else shutil.which("chromium"),
-                              args=ARGS, headless=True)
-        yield b
-        b.close()
+browser = pytest.fixture(scope="module")(launch_browser)
 
 
 def _src(page, sel: str) -> str:
