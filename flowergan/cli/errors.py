@@ -50,6 +50,8 @@ def _path(e: OSError) -> str:
 def _os_error(e: OSError) -> tuple[int, str]:
     where, why = _path(e), e.strerror or " ".join(str(e).split()) or type(e).__name__
     if isinstance(e, FileNotFoundError):
+        if e.errno is None and e.filename is None and str(e):  # raised with a message of its own: keep it
+            return BAD_INPUT, " ".join(str(e).split())
         return BAD_INPUT, f"{where}: no such file or folder; check the path"
     if isinstance(e, FileExistsError):
         return BAD_INPUT, f"{where}: already exists; choose another name or pass --overwrite where the command has it"

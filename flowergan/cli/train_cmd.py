@@ -198,13 +198,11 @@ def _plan(kw: dict) -> _Plan:
     init_modules, notes = None, []
     request = {"preset": preset_name, "model": dict(model_fields), "train": tcfg.explicit()}
     if tcfg.finetune:
-        try:
-            from flowergan.training.loop import load_start_networks
+        from flowergan.cli.checks import about
+        from flowergan.training.loop import load_start_networks
 
+        with about(f"--finetune {tcfg.finetune}"):  # bad input: one message with the flag in front, once
             start = load_start_networks(tcfg.finetune)
-        except (ValueError, FileNotFoundError) as e:
-            msg = str(e) if str(e).startswith("--finetune") else f"--finetune {tcfg.finetune}: {e}"
-            raise click.UsageError(msg) from None
         sc = start["config"]
         if sc.resolution != res:
             raise click.UsageError(f"--finetune {tcfg.finetune} is a {sc.resolution}x{sc.resolution} model but the "

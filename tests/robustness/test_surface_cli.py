@@ -169,6 +169,17 @@ def test_damaged_models_name_the_file(tiny, tmp_path):
     assert not (tmp_path / "o").exists() and not (tmp_path / "imported").exists()
 
 
+def test_folder_that_is_no_model_says_what_was_expected(tmp_path):
+    """A folder with no model, run or pickle: the resolver's own message (what was expected), the flag in front
+    once (it was "a file: no such file or folder", which is wrong for a folder that exists)."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for args in (gen(empty, tmp_path / "o", "--seeds", "1"), ["info", "--network", empty]):
+        line = fails(run(args), 2, f"--network {empty}: not a flowergan model folder", "a training run folder")
+        assert line.count(str(empty)) == 1, line
+    assert not (tmp_path / "o").exists()
+
+
 def _fail_writes(monkeypatch, err: OSError):
     import flowergan.inference.images as images
 
