@@ -7,8 +7,9 @@ Runs `flowergan bench` for generator inference, discriminator forward+backward a
 iteration, each in a fresh process (so peak memory is per measurement), then the official code's
 `../shared/official-bench/bench_official.py` on the same workload (set it up with that folder's README), and
 prints a markdown table of both with their ratios plus the raw JSON lines. Without `--official` it prints
-our figures only. `--amp off,bf16` measures our training step once per precision (bf16 autocast pays on CPUs
-with native bf16: avx512_bf16 or AMX; the official code has no bf16 path, so its step is fp32 in every row).
+our figures only. `--amp off,bf16,auto` measures our training step once per precision (bf16 autocast pays on
+CPUs with native bf16: avx512_bf16 or AMX, where `auto`, the `train` default, chooses it; the official code has
+no bf16 path, so its step is fp32 in every row).
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--amp", default="off", help="comma list of our training precisions (off = fp32, bf16)")
+    ap.add_argument("--amp", default="off",
+                    help="comma list of our training precisions: off (fp32), bf16, auto (the `train` default: bf16 "
+                         "on CPUs with native bf16, else fp32)")
     ap.add_argument("--official", metavar="PYTHON", default=None,
                     help="the official code's venv python (../official/venv/bin/python): measure it in the same run")
     args = ap.parse_args()
@@ -64,13 +67,15 @@ def main() -> None:
         raise SystemExit(f"--official {args.official}: no such file (the official code's venv python; see "
                          f"../shared/official-bench/README.md)")
     amps = [a.strip() for a in args.amp.split(",") if a.strip()]
-    if not amps or any(a not in ("off", "bf16") for a in amps):
-        raise SystemExit(f"--amp {args.amp}: give a comma list of off and bf16")
+    if not amps or any(a not in ("off", "bf16", "auto") for a in amps):
+        raise SystemExit(f"--amp {args.amp}: give a comma list of off, bf16 and auto")
     recs = {}
     jobs = [("generator", "generator", []), ("discriminator", "discriminator", [])]
     jobs += [("train" if a == "off" else f"train ({a})", "train", ["--amp", a]) for a in amps]
     for row, w, extra in jobs:
-        recs[row] = bench(w, args.preset, args.batch, args.threads, args.repeats if w != "train" else 2, extra)
+        r = bench(w, args.preset, args.batch, args.threads, args.repeats if w != "train" else 2, extra)
+        row = f"train (auto: {r['amp']})" if extra == ["--amp", "auto"] else row  # what auto chose here
+        recs[row] = r
         print(json.dumps({k: v for k, v in recs[row].items() if k != "config"}), flush=True)  # kept if a later step fails
     off = official(args.official, args.preset, args.batch, args.threads, args.repeats) if args.official else None
     print("| measurement | official img/s | ours img/s | ratio | goal | ours peak RSS MB | command |")

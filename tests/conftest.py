@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+# `--amp auto` follows the CPU (bf16 where it is native): pin "no native bf16" so that every test, and every
+# subprocess a test starts, resolves the same settings on every machine. Tests of the probe unset it.
+os.environ["FLOWERGAN_CPU_BF16"] = "0"
+
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN_DIR = Path(os.environ.get("FLOWERGAN_GOLDEN", REPO.parent / "shared" / "golden"))
 

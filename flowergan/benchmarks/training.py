@@ -121,7 +121,7 @@ def bench_train(cfg: ModelConfig, batch: int = 8, device: str = "cpu", repeats: 
     dev = torch.device(device)
     benchtools.reset_peak_mem(dev)
     # The run's settings come from the same resolver as `flowergan train` (amp fp16 -> the 4 highest-resolution
-    # blocks in fp16 with conv clamp 256; auto -> that on CUDA, fp32 on the CPU).
+    # blocks in fp16 with conv clamp 256; auto -> that on CUDA, bf16 on a CPU with native bf16, else fp32).
     tcfg = TrainConfig(batch=batch, aug="fixed" if aug_p > 0 else "none", p=aug_p, device=device, amp=amp,
                        compile=compile, compile_mode=compile_mode, style_mixing=0.9)
     data = RandomImages(cfg, n=max(4 * batch, 64))

@@ -31,7 +31,8 @@ WHATS = ["generator", "discriminator", "train", "data", "fid"]
               help="`train --compile`: torch.compile mode (reduce-overhead: CUDA graphs on GPUs).")
 @click.option("--amp", type=click.Choice(["off", "bf16", "fp16", "auto"]), default="off", show_default=True,
               help="Precision for `train`, resolved as `flowergan train --amp` does: fp16 (the official scheme, "
-                   "CUDA only), bf16 autocast, auto (fp16 on CUDA, fp32 on the CPU) or off.")
+                   "CUDA only), bf16 autocast, auto (fp16 on CUDA; on the CPU bf16 where it is native, else "
+                   "fp32) or off.")
 @click.option("--aug-p", type=float, default=0.2, show_default=True, callback=finite(0, 1),
               help="ADA probability for `train`.")
 @click.option("--profile", is_flag=True, help="`train`: add operator calls per phase to the JSON (phase_ops); "

@@ -136,9 +136,12 @@ def _plan(kw: dict) -> _Plan:
         if conflicts:
             raise click.UsageError(
                 f"--resume {run_dir}: " + "; ".join(conflicts) + ". Resume without these flags (only --kimg, "
-                f"--snap, --keep, --metrics, --metrics-num, --log-every and --log may change), or start a new run from "
-                f"its weights with --finetune {run_dir} and the new settings.")
+                f"--snap, --keep, --metrics, --metrics-num, --log-every and --log may change, and --amp between off "
+                f"and bf16), or start a new run from its weights with --finetune {run_dir} and the new settings.")
         tcfg = saved_train.replace(**given)
+        if tcfg.amp != saved_train.amp:
+            click.echo(f"--resume: precision {saved_train.amp} -> {tcfg.amp} from here on (the same weights and "
+                       f"optimiser state; the steps round differently)", err=True)
         _check_log(tcfg)
         try:
             r = resolve(tcfg, saved_model, resolution=saved_model.resolution, world_size=world,

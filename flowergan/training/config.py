@@ -91,8 +91,9 @@ class TrainConfig:
     # Device and precision.
     device: str = opt("auto", "auto (CUDA when available), cpu, cuda or cuda:N (torchrun assigns "
                       "cuda:LOCAL_RANK).", group="Performance")
-    amp: str = opt("auto", "Precision: auto (the official fp16 scheme on CUDA, fp32 on the CPU), fp16 (fp16 in the "
-                   "4 highest-resolution blocks of G and D, conv clamp 256), bf16 (autocast) or off (fp32).",
+    amp: str = opt("auto", "Precision: auto (the official fp16 scheme on CUDA; on the CPU bf16 where it is native, "
+                   "avx512_bf16 or AMX, else fp32), fp16 (fp16 in the 4 highest-resolution blocks of G and D, "
+                   "conv clamp 256), bf16 (autocast) or off (fp32).",
                    choices=("auto", "fp16", "bf16", "off"), group="Performance")
     compile: bool = opt(False, "torch.compile the main phases' networks.", group="Performance")
     compile_mode: str = opt("default", "torch.compile mode with --compile: default, reduce-overhead (CUDA graphs "

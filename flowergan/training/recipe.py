@@ -9,6 +9,7 @@ Python) > the model preset's fields (--preset tiny) > what --cfg derives > the d
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -92,8 +93,69 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+CPU_BF16_ENV = "FLOWERGAN_CPU_BF16"  # 1 / 0: say whether this CPU has native bf16 (skips the probe)
+_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # x86 flags of the bf16 dot-product and tile units oneDNN uses
+
+
+def cpu_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX), so that `--amp auto` trains in bf16 on
+    it: there bf16 autocast ran 2.3x fp32 at paper-128 (docs/BENCHMARKS.md); without those units oneDNN
+    emulates bf16 and it is 20-100x slower. `$FLOWERGAN_CPU_BF16` (1 or 0) overrides the probe."""
+    env = os.environ.get(CPU_BF16_ENV)
+    if env is not None and env.strip() != "":
+        if env.strip() not in ("0", "1"):
+            raise ConfigError(f"{CPU_BF16_ENV}={env!r} in the environment: set it to 1 (this CPU has native "
+                              f"bf16), 0 (it has not: auto trains in fp32) or unset it to detect")
+        return env.strip() == "1"
+    import torch
+
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    probes = [p for p in probes if callable(p)]
+    if probes:  # torch's own cpuinfo (private API; absent on some builds)
+        try:
+            return any(bool(p()) for p in probes)
+        except Exception:  # noqa: BLE001 - a failing probe means "unknown": fall back to the kernel's flags
+            pass
+    return cpu_flags_have_bf16(_read_cpuinfo())
+
+
+def _read_cpuinfo() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            return f.read(1 << 20)
+    except OSError:
+        return ""
+
+
+def cpu_flags_have_bf16(cpuinfo: str) -> bool:
+    """Whether a /proc/cpuinfo text lists a native bf16 unit in its `flags` lines."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags" and any(flag in value.split() for flag in _BF16_FLAGS):
+            return True
+    return False
+
+
+def resolve_amp(amp: str, device: str, cpu_bf16: bool | None = None) -> str:
+    """The precision `amp` resolves to on `device` ('cpu', 'cuda', 'cuda:N'): auto -> the official fp16 scheme
+    on CUDA, bf16 autocast on a CPU with native bf16 (`cpu_bf16`; None: probe), else fp32 ('off')."""
+    on_cuda = device.startswith("cuda")
+    if amp == "auto":
+        if on_cuda:
+            return "fp16"
+        return "bf16" if (cpu_native_bf16() if cpu_bf16 is None else cpu_bf16) else "off"
+    if amp == "fp16" and not on_cuda:
+        raise ConfigError("--amp fp16: the fp16 blocks run in float16 only on CUDA; on the CPU train in fp32 "
+                          "(--amp off), bf16 (--amp bf16, fast on CPUs with avx512_bf16 or AMX) or use "
+                          "--device cuda")
+    if amp == "bf16" and not on_cuda and not (cpu_native_bf16() if cpu_bf16 is None else cpu_bf16):
+        log.warning("--amp bf16 on a CPU without native bf16 (no avx512_bf16 or amx_bf16 flag): bf16 is emulated "
+                    "there and training is many times slower than fp32 (--amp off)")
+    return amp
+
+
 def resolve(train: TrainConfig, model: ModelConfig | dict[str, Any], *, resolution: int | None = None,
-            world_size: int = 1, cuda: bool | None = None) -> Resolved:
+            world_size: int = 1, cuda: bool | None = None, cpu_bf16: bool | None = None) -> Resolved:
     """Resolve a run's settings.
 
     Args:
@@ -104,6 +166,7 @@ def resolve(train: TrainConfig, model: ModelConfig | dict[str, Any], *, resoluti
         resolution: the dataset's resolution (default: the model's `resolution` field, else 128).
         world_size: the number of training processes.
         cuda: whether CUDA is available (None: ask torch); decides `device auto` and `amp auto`.
+        cpu_bf16: whether the CPU has native bf16 (None: `cpu_native_bf16()`); decides `amp auto` on the CPU.
 
     Raises ConfigError naming the option and the fix; nothing is built.
     """
@@ -127,11 +190,7 @@ def resolve(train: TrainConfig, model: ModelConfig | dict[str, Any], *, resoluti
     device = train.device
     if device == "auto":
         device = "cuda" if (cuda_available() if cuda is None else cuda) else "cpu"
-    on_cuda = device.startswith("cuda")
-    amp = train.amp if train.amp != "auto" else ("fp16" if on_cuda else "off")
-    if amp == "fp16" and not on_cuda:
-        raise ConfigError("--amp fp16: the fp16 blocks run in float16 only on CUDA; on the CPU train in fp32 "
-                          "(--amp off or auto), or use --device cuda")
+    amp = resolve_amp(train.amp, device, cpu_bf16)
 
     spec = cfg_spec(train.cfg, res, world_size)
     t = train
@@ -187,6 +246,10 @@ def resolve(train: TrainConfig, model: ModelConfig | dict[str, Any], *, resoluti
 # Options that may change on --resume: they do not alter the training trajectory.
 RESUME_MUTABLE = ("kimg", "snap", "keep", "metrics", "metrics_num", "log_every", "log", "data_cache",
                   "data_workers")
+# Precisions a resumed run may switch between: autocast only (weights, optimiser state and the model's fp16
+# fields are the same); the step's rounding changes, so the trajectory is not bit-identical to a run without
+# the switch. For a bf16 run resumed on a CPU without native bf16.
+RESUME_AMP_SWITCH = ("off", "bf16")
 
 
 def resume_conflicts(saved: TrainConfig, given: dict[str, Any]) -> list[str]:
@@ -195,6 +258,8 @@ def resume_conflicts(saved: TrainConfig, given: dict[str, Any]) -> list[str]:
     out = []
     for name, value in given.items():
         if name in RESUME_MUTABLE or name not in cur:
+            continue
+        if name == "amp" and value in RESUME_AMP_SWITCH and cur[name] in RESUME_AMP_SWITCH:
             continue
         if _norm(value) != _norm(cur[name]):
             out.append(f"{flag_of(name)} {_show(value)} conflicts with the run's {_show(cur[name])}")

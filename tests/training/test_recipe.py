@@ -182,6 +182,27 @@ def test_resume_refuses_conflicting_flags(one_run):
     assert json.loads(r.stdout)["kimg"] == 0.008 and json.loads(r.stdout)["gamma"] == 0.5
 
 
+def test_resume_switches_between_fp32_and_bf16(one_run, tmp_path):
+    """A run resumed with --amp bf16 (or --amp off) continues from the same state in the new precision and
+    its new checkpoint records it; --amp fp16 stays a conflict (it changes the model)."""
+    import shutil
+
+    from flowergan.training.checkpoint import list_checkpoints
+
+    run = tmp_path / "runs" / one_run.name
+    shutil.copytree(one_run, run)
+    before = list_checkpoints(run)
+    r = CliRunner().invoke(cli, ["train", "--out", str(run.parent), "--resume", str(run), "--kimg", "0.008",
+                                 "--amp", "bf16", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert "precision off -> bf16" in r.output
+    new = [c for c in list_checkpoints(run) if c not in before]
+    assert new and json.loads((new[-1] / "config.json").read_text())["train"]["amp"] == "bf16"
+    r = CliRunner().invoke(cli, ["train", "--out", str(run.parent), "--resume", str(run), "--amp", "fp16",
+                                 "--device", "cuda", "--dry-run"])
+    assert r.exit_code != 0 and "--amp fp16 conflicts with the run's off" in r.output, r.output
+
+
 def test_config_round_trip(one_run, tmp_path):
     saved = json.loads((one_run / "config.json").read_text())
     r = CliRunner().invoke(cli, ["train", "--config", str(one_run / "config.json"), "--dry-run", "--json"])
