@@ -99,8 +99,9 @@ _BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # x86 flags of the bf16 dot-product a
 
 def cpu_native_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX), so that `--amp auto` trains in bf16 on
-    it: there bf16 autocast ran 2.3x fp32 at paper-128 (docs/BENCHMARKS.md); without those units oneDNN
-    emulates bf16 and it is 20-100x slower. `$FLOWERGAN_CPU_BF16` (1 or 0) overrides the probe."""
+    it: there a bf16 training step ran 1.3x (tiny) to 2.3x (paper-128) as fast as fp32 (docs/BENCHMARKS.md);
+    without those units oneDNN emulates bf16, 20-100x slower. `$FLOWERGAN_CPU_BF16` (1 or 0) overrides the
+    probe."""
     env = os.environ.get(CPU_BF16_ENV)
     if env is not None and env.strip() != "":
         if env.strip() not in ("0", "1"):
@@ -140,17 +141,20 @@ def resolve_amp(amp: str, device: str, cpu_bf16: bool | None = None) -> str:
     """The precision `amp` resolves to on `device` ('cpu', 'cuda', 'cuda:N'): auto -> the official fp16 scheme
     on CUDA, bf16 autocast on a CPU with native bf16 (`cpu_bf16`; None: probe), else fp32 ('off')."""
     on_cuda = device.startswith("cuda")
+
+    def native() -> bool:
+        return cpu_native_bf16() if cpu_bf16 is None else cpu_bf16
+
     if amp == "auto":
-        if on_cuda:
-            return "fp16"
-        return "bf16" if (cpu_native_bf16() if cpu_bf16 is None else cpu_bf16) else "off"
+        return "fp16" if on_cuda else ("bf16" if native() else "off")
     if amp == "fp16" and not on_cuda:
         raise ConfigError("--amp fp16: the fp16 blocks run in float16 only on CUDA; on the CPU train in fp32 "
                           "(--amp off), bf16 (--amp bf16, fast on CPUs with avx512_bf16 or AMX) or use "
                           "--device cuda")
-    if amp == "bf16" and not on_cuda and not (cpu_native_bf16() if cpu_bf16 is None else cpu_bf16):
+    if amp == "bf16" and not on_cuda and not native():
         log.warning("--amp bf16 on a CPU without native bf16 (no avx512_bf16 or amx_bf16 flag): bf16 is emulated "
-                    "there and training is many times slower than fp32 (--amp off)")
+                    "there and training is many times slower than fp32; use --amp off (a resumed bf16 run may "
+                    "switch: --resume RUN --amp off)")
     return amp
 
 
