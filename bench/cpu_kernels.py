@@ -1,6 +1,7 @@
 """The kernel rates behind docs/BENCHMARKS.md's notes on CPU precision and memory format: plain 3x3 conv2d
 forward+backward (GFLOP/s) in fp32 and bf16, NCHW and channels-last, at three of paper-128's shapes, and the
-strided transposed depthwise convolution that is the gradient of a decimating FIR (ms per call).
+strided transposed depthwise convolution that is the gradient of a decimating FIR (ms per call), and one Adam
+step over G's parameters for `tiny` and `paper-128`, for-each against fused (ms per step).
 
     .venv/bin/python bench/cpu_kernels.py --threads 2
 
@@ -16,6 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from flowergan.benchmarks.tools import time_median
+from flowergan.config import preset
+from flowergan.networks import build_networks
 
 CPU = torch.device("cpu")
 CONV_SHAPES = [(512, 16), (256, 64), (128, 128)]  # (channels, resolution), batch 8
@@ -48,6 +51,17 @@ def main() -> None:
                              warmup=1, repeats=args.repeats)
         print(json.dumps({"what": "fir_adjoint_conv_transpose", "dtype": str(dtype)[6:], "format": "channels_last",
                           "shape": list(y.shape), "ms": sec * 1000}))
+
+    # One Adam step over G's parameters (the training loop's optimiser, fused since it ran faster on CPUs).
+    for name in ("tiny", "paper-128"):
+        G, _ = build_networks(preset(name), seed=0)
+        for p in G.parameters():
+            p.grad = torch.randn_like(p)
+        for fused in (False, True):
+            opt = torch.optim.Adam(G.parameters(), lr=0.002, betas=(0.0, 0.99), eps=1e-8, fused=fused or None)
+            sec, _ = time_median(opt.step, CPU, warmup=2, repeats=max(args.repeats, 5))
+            print(json.dumps({"what": "adam_step", "preset": name, "fused": fused,
+                              "params": sum(p.numel() for p in G.parameters()), "ms": sec * 1000}))
 
 
 if __name__ == "__main__":

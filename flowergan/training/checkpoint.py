@@ -114,9 +114,22 @@ def load_checkpoint_state(ckpt_dir: Path, optimizers: dict[str, torch.optim.Opti
         if not isinstance(state["optimizers"].get(name), dict):
             raise ModelFileError(f"{ckpt_dir / STATE_JSON}: no optimiser state for {name}; the file is damaged")
     for name, opt in optimizers.items():
-        opt.load_state_dict(_unflatten_optimizer(f"opt_{name}", tensors, state["optimizers"][name]))
+        load_optimizer_state(opt, _unflatten_optimizer(f"opt_{name}", tensors, state["optimizers"][name]))
     rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng.")}
     return state, rng
+
+
+# How an optimiser steps (not what it has learned): the running optimiser's own choice, not the checkpoint's.
+_OPT_IMPL_KEYS = ("fused", "foreach", "capturable")
+
+
+def load_optimizer_state(opt: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
+    """`opt.load_state_dict(saved)`, keeping opt's implementation (fused, foreach, capturable). A plain
+    load takes those from the checkpoint too: a run saved before Adam became fused resumed unfused, with
+    its step counters on the host (a host read each step on a GPU)."""
+    groups = [{**g, **{k: live[k] for k in _OPT_IMPL_KEYS if k in live}}
+              for g, live in zip(saved["param_groups"], opt.param_groups)]
+    opt.load_state_dict({**saved, "param_groups": groups})  # 'step' is placed as the live flags require
 
 
 def verify_checkpoint(ckpt_dir: Path) -> None:

@@ -1,5 +1,6 @@
 """The training loop: exact resume, checkpoints, divergence stop, learning signal on a toy problem."""
 
+import copy
 import json
 
 import pytest
@@ -147,3 +148,55 @@ def test_ada_adjusts_p_once_every_ada_interval_iterations():
     moved = [i for i in range(32) if ps[i + 1] != ps[i]]
     assert set(moved) <= {b - 1 for b in at} and len(moved) >= 6
     assert all(abs(ps[i + 1] - ps[i]) == pytest.approx(16 / 1000, rel=1e-9) for i in moved)
+
+
+def test_optimisers_follow_adam_with_the_lazy_regularisation_correction():
+    """Both optimisers step like Adam written out in float64 (Kingma & Ba, bias-corrected), with the
+    official lazy-regularisation correction: lr * c and betas ** c, c = interval / (interval + 1)."""
+    t = _trainer(None, _tcfg(lr=0.002, r1_interval=16, pl_interval=4, betas=(0.5, 0.99), eps=1e-8))
+    for module, c in (("G", 4 / 5), ("D", 16 / 17)):
+        opt = t.opts[module]
+        lr, b1, b2, eps = 0.002 * c, 0.5 ** c, 0.99 ** c, 1e-8
+        params = [p for group in opt.param_groups for p in group["params"]]
+        assert len(params) == len(list((t.G if module == "G" else t.D).parameters()))
+        ref = [p.detach().double().clone() for p in params]
+        m = [torch.zeros_like(r) for r in ref]
+        v = [torch.zeros_like(r) for r in ref]
+        g = torch.Generator().manual_seed(7)
+        for step in range(1, 4):
+            grads = [torch.randn(p.shape, generator=g) for p in params]
+            for p, gr in zip(params, grads):
+                p.grad = gr.clone()
+            opt.step()
+            for i, gr in enumerate(grads):
+                m[i] = b1 * m[i] + (1 - b1) * gr.double()
+                v[i] = b2 * v[i] + (1 - b2) * gr.double() ** 2
+                ref[i] = ref[i] - lr * (m[i] / (1 - b1 ** step)) / ((v[i] / (1 - b2 ** step)).sqrt() + eps)
+        worst = max(((p.detach().double() - r).abs().max() / r.abs().max().clamp(min=1e-3)).item()
+                    for p, r in zip(params, ref))
+        assert worst < 1e-5, (module, worst)
+
+
+def test_resumed_optimiser_keeps_its_own_implementation():
+    """A checkpoint's optimiser state saved by the for-each Adam loads into the fused one and stays fused (a
+    plain load_state_dict would take fused=None from the file), and the next step is Adam's either way."""
+    from flowergan.training.checkpoint import load_optimizer_state
+
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(32))
+    old = torch.optim.Adam([w], lr=0.01, betas=(0.0, 0.99), fused=None)
+    for _ in range(3):
+        w.grad = torch.randn(32)
+        old.step()
+    saved = copy.deepcopy(old.state_dict())  # as read from a file: tensors of its own
+    assert saved["param_groups"][0]["fused"] is None
+    w2 = torch.nn.Parameter(w.detach().clone())
+    new = torch.optim.Adam([w2], lr=0.01, betas=(0.0, 0.99), fused=True)
+    load_optimizer_state(new, saved)
+    assert new.param_groups[0]["fused"] is True and new.param_groups[0]["lr"] == 0.01
+    g = torch.randn(32)
+    w.grad, w2.grad = g.clone(), g.clone()
+    old.step()
+    new.step()
+    torch.testing.assert_close(w2.detach(), w.detach(), rtol=0, atol=1e-6)
+    assert float(new.state[w2]["step"]) == 4
