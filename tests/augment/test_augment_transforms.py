@@ -245,14 +245,33 @@ def test_cutout_zeroes_a_centred_square_of_half_the_size():
     assert torch.equal(y, want)
 
 
+@pytest.mark.parametrize("grouped", [True, False])  # the CPU's depthwise channels-last layout, the folded one
 @pytest.mark.parametrize("size", [(10, 10), (8, 14)])
-def test_polyphase_up_down_match_flowergan_ops(size):
+def test_polyphase_up_down_match_flowergan_ops(size, grouped):
     from flowergan.augment.pipe import downsample2x, upsample2x
     from flowergan.ops import downsample2d, upsample2d
     f = geometric_filter()
     x = torch.randn(2, 3, *size, dtype=torch.float64)
-    assert torch.allclose(upsample2x(x, f), upsample2d(x, f, up=2), atol=1e-12)
+    assert torch.allclose(upsample2x(x, f, grouped=grouped), upsample2d(x, f, up=2), atol=1e-12)
     z = torch.randn(2, 3, 2 * size[0] + 12, 2 * size[1] + 12, dtype=torch.float64)
     for crop in (5, 6, 8):
-        assert torch.allclose(downsample2x(z, f, crop=crop), downsample2d(z, f, down=2, padding=-crop, flip_filter=True),
-                              atol=1e-12)
+        assert torch.allclose(downsample2x(z, f, crop=crop, grouped=grouped),
+                              downsample2d(z, f, down=2, padding=-crop, flip_filter=True), atol=1e-12)
+
+
+def test_polyphase_layouts_have_the_same_gradients_of_both_orders():
+    """R1 differentiates the augmented reals twice: both layouts give the same first and second derivatives."""
+    from flowergan.augment.pipe import downsample2x, upsample2x
+    f = geometric_filter()
+    x0 = torch.randn(2, 3, 10, 12, dtype=torch.float64)
+    probe = torch.randn(2, 3, 5, 7, dtype=torch.float64)
+    grads = []
+    for grouped in (True, False):
+        x = x0.clone().requires_grad_(True)
+        y = downsample2x(upsample2x(x, f, grouped=grouped) ** 2, f, crop=5, grouped=grouped)  # [2, 3, 5, 7]
+        (g,) = torch.autograd.grad((y * probe).sum(), x, create_graph=True)
+        (gg,) = torch.autograd.grad((g ** 2).sum(), x)
+        grads.append((g.detach(), gg))
+    torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(grads[0][1], grads[1][1], rtol=1e-10, atol=1e-12)
+    assert grads[0][1].abs().max() > 0  # the square makes the second derivative non-zero
