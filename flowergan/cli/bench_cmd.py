@@ -10,7 +10,7 @@ from flowergan.cli.checks import count, finite, resolve_device
 from flowergan.cli.model_flags import model_options, pop_model_config
 from flowergan.training.config import COMPILE_MODES
 
-WHATS = ["generator", "discriminator", "train", "data", "fid"]
+WHATS = ["generator", "discriminator", "train", "augment", "data", "fid"]
 
 
 @click.command()
@@ -34,7 +34,7 @@ WHATS = ["generator", "discriminator", "train", "data", "fid"]
                    "CUDA only), bf16 autocast, auto (fp16 on CUDA; on the CPU bf16 where it is native, else "
                    "fp32) or off.")
 @click.option("--aug-p", type=float, default=0.2, show_default=True, callback=finite(0, 1),
-              help="ADA probability for `train`.")
+              help="ADA probability for `train` and `augment`.")
 @click.option("--profile", is_flag=True, help="`train`: add operator calls per phase to the JSON (phase_ops); "
                                                "others: print a torch.profiler table of where the time goes.")
 @click.option("--num", type=click.IntRange(min=1), default=None, callback=count("images"),
@@ -90,6 +90,10 @@ def _run(what, cfg, *, batch, device, repeats, warmup, compile_, amp, aug_p, num
 
         return [bench_train(cfg, batch=batch, device=device, repeats=repeats, warmup=warmup, compile=compile_,
                             amp=amp, aug_p=aug_p, profile=profile, compile_mode=compile_mode)]
+    if what == "augment":
+        from flowergan.benchmarks.augment import bench_augment
+
+        return bench_augment(cfg, batch=batch, device=device, repeats=repeats, warmup=warmup, aug_p=aug_p)
     if what == "data":
         from flowergan.benchmarks.data import run_bench
 
