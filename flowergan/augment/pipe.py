@@ -465,8 +465,12 @@ def resample(x: torch.Tensor, G_inv: torch.Tensor, f: torch.Tensor, *, pad_mode:
 # Two layouts of the same convolutions: on the CPU a depthwise (grouped) convolution over channels-last
 # images, whose forward+backward through up and down ran 3-6x faster there than one input channel with the
 # channels folded into the batch (oneDNN handles a single channel poorly); elsewhere the folded form.
-def _grouped(x: torch.Tensor, grouped: bool | None) -> bool:
-    return x.device.type == "cpu" if grouped is None else grouped
+def _layout(x: torch.Tensor, grouped: bool | None) -> tuple[torch.Tensor, int]:
+    """x [N, C, H, W] as the convolutions take it: (channels-last x, C groups) or ([N*C, 1, H, W], 1 group)."""
+    N, C, H, W = x.shape
+    if x.device.type == "cpu" if grouped is None else grouped:
+        return x.contiguous(memory_format=torch.channels_last), C
+    return x.reshape(N * C, 1, H, W), 1
 
 
 def upsample2x(x: torch.Tensor, f: torch.Tensor, grouped: bool | None = None) -> torch.Tensor:
@@ -476,16 +480,12 @@ def upsample2x(x: torch.Tensor, f: torch.Tensor, grouped: bool | None = None) ->
     k = f.shape[0]
     pad = k - 1 - (k + 1) // 2
     w = (f * 2).to(x.dtype)  # gain 2 per axis keeps the DC level
-    if _grouped(x, grouped):
-        y = x.contiguous(memory_format=torch.channels_last)
-        y = torch.nn.functional.conv_transpose2d(y, w.reshape(1, 1, 1, k).expand(C, 1, 1, k), stride=(1, 2),
-                                                 padding=(0, pad), groups=C)
-        return torch.nn.functional.conv_transpose2d(y, w.reshape(1, 1, k, 1).expand(C, 1, k, 1), stride=(2, 1),
-                                                    padding=(pad, 0), groups=C)
-    y = x.reshape(N * C, 1, H, W)
-    y = torch.nn.functional.conv_transpose2d(y, w.reshape(1, 1, 1, k), stride=(1, 2), padding=(0, pad))
-    y = torch.nn.functional.conv_transpose2d(y, w.reshape(1, 1, k, 1), stride=(2, 1), padding=(pad, 0))
-    return y.reshape(N, C, 2 * H, 2 * W)
+    y, g = _layout(x, grouped)
+    y = torch.nn.functional.conv_transpose2d(y, w.reshape(1, 1, 1, k).expand(g, 1, 1, k), stride=(1, 2),
+                                             padding=(0, pad), groups=g)
+    y = torch.nn.functional.conv_transpose2d(y, w.reshape(1, 1, k, 1).expand(g, 1, k, 1), stride=(2, 1),
+                                             padding=(pad, 0), groups=g)
+    return y.reshape(N, C, 2 * H, 2 * W)  # a view either way (channels-last stays channels-last)
 
 
 def downsample2x(x: torch.Tensor, f: torch.Tensor, crop: int = 0, grouped: bool | None = None) -> torch.Tensor:
@@ -499,14 +499,9 @@ def downsample2x(x: torch.Tensor, f: torch.Tensor, crop: int = 0, grouped: bool 
     if skip < 0:
         raise ValueError(f"downsample2x: crop={crop} too small for a {k}-tap filter (needs >= {(k - 1) // 2})")
     w = f.to(x.dtype)
-    y = x[:, :, skip:H - skip, skip:W - skip]
-    if _grouped(x, grouped):
-        y = y.contiguous(memory_format=torch.channels_last)
-        y = torch.nn.functional.conv2d(y, w.reshape(1, 1, 1, k).expand(C, 1, 1, k), stride=(1, 2), groups=C)
-        return torch.nn.functional.conv2d(y, w.reshape(1, 1, k, 1).expand(C, 1, k, 1), stride=(2, 1), groups=C)
-    y = y.reshape(N * C, 1, H - 2 * skip, W - 2 * skip)
-    y = torch.nn.functional.conv2d(y, w.reshape(1, 1, 1, k), stride=(1, 2))
-    y = torch.nn.functional.conv2d(y, w.reshape(1, 1, k, 1), stride=(2, 1))
+    y, g = _layout(x[:, :, skip:H - skip, skip:W - skip], grouped)
+    y = torch.nn.functional.conv2d(y, w.reshape(1, 1, 1, k).expand(g, 1, 1, k), stride=(1, 2), groups=g)
+    y = torch.nn.functional.conv2d(y, w.reshape(1, 1, k, 1).expand(g, 1, k, 1), stride=(2, 1), groups=g)
     return y.reshape(N, C, y.shape[-2], y.shape[-1])
 
 
