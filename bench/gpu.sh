@@ -76,6 +76,7 @@ if [ "$DEV" != cpu ]; then  # bf16 without native CPU support and compilation ta
   stage train-lite128-bf16 45 "${BENCH[@]}" --what train --preset $PLITE --batch $B $REP --amp bf16
 fi
 stage generator 30 "${BENCH[@]}" --what generator --preset $P128 --batch 64 --repeats 5
+stage augment 25 "${BENCH[@]}" --what augment --preset $P128 --batch $B --repeats 5  # ADA's pipe, p 0.2
 [ "$DEV" != cpu ] && stage train-auto128-compiled 120 "${BENCH[@]}" --what train --preset $P128 --batch $B $REP \
   --amp auto --compile
 [ "$DEV" != cpu ] && stage train-auto128-cudagraphs 120 "${BENCH[@]}" --what train --preset $P128 --batch $B $REP \
