@@ -468,7 +468,9 @@ def resample(x: torch.Tensor, G_inv: torch.Tensor, f: torch.Tensor, *, pad_mode:
 def _layout(x: torch.Tensor, grouped: bool | None) -> tuple[torch.Tensor, int]:
     """x [N, C, H, W] as the convolutions take it: (channels-last x, C groups) or ([N*C, 1, H, W], 1 group)."""
     N, C, H, W = x.shape
-    if x.device.type == "cpu" if grouped is None else grouped:
+    if grouped is None:
+        grouped = x.device.type == "cpu"
+    if grouped:
         return x.contiguous(memory_format=torch.channels_last), C
     return x.reshape(N * C, 1, H, W), 1
 
