@@ -138,8 +138,8 @@ class Trainer:
             net = self.G if module == "G" else self.D
             # fused: one kernel per step, and its step counter lives on the device (the for-each Adam reads
             # a host-side counter each step, which also blocks CUDA graph capture). On the CPU the fused step
-            # ran 4.4-4.6x (tiny) and 2.6-2.8x (paper-128) faster than the for-each one (bench/cpu_kernels.py); both match Adam's formula in
-            # float64 (tests/training/test_trainer.py), within a float32 rounding of each other.
+            # ran 4.4-4.6x (tiny) and 2.6-2.8x (paper-128) faster than the for-each one (bench/cpu_kernels.py);
+            # both match Adam's formula in float64 (tests/training/test_trainer.py), within a float32 rounding.
             self.opts[module] = torch.optim.Adam(net.parameters(), lr=lr * ratio,
                                                  betas=(cfg.betas[0] ** ratio, cfg.betas[1] ** ratio), eps=cfg.eps,
                                                  fused=True)
