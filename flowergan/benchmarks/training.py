@@ -107,14 +107,15 @@ def matmul_tflops(device: torch.device, dtype: torch.dtype, n: int | None = None
 
 
 def bench_train(cfg: ModelConfig, batch: int = 8, device: str = "cpu", repeats: int = 3, warmup: int = 1,
-                compile: bool = False, amp: str = "off", aug_p: float = 0.2, flops: bool = True,
+                compile: bool = False, amp: str = "auto", aug_p: float = 0.2, flops: bool = True,
                 profile: bool = False, compile_mode: str = "default") -> dict[str, Any]:
     """Median seconds of each phase; sec/iteration = Gmain + Greg/4 + Dmain + Dreg/16.
 
     With `flops`: FLOPs per phase (one eager step each, counted by the dispatcher), amortised by the same
     weights, the achieved TFLOP/s, and the fraction of a plain matmul's rate measured in this run (in the
-    run's half precision on CUDA, bf16 unless amp is fp16; float32 on the CPU). With `profile`: operator
-    calls per phase (views excluded) and the most frequent operators.
+    run's half precision on CUDA, bf16 unless amp is fp16; on the CPU bf16 with amp bf16, else float32).
+    With `profile`: operator calls per phase (views excluded) and the most frequent operators. `amp`
+    defaults to `flowergan train`'s default, so the figure is the step a user gets.
     """
     from flowergan.training.loop import Trainer
 

@@ -8,7 +8,7 @@ import click
 
 from flowergan.cli.checks import count, finite, resolve_device
 from flowergan.cli.model_flags import model_options, pop_model_config
-from flowergan.training.config import COMPILE_MODES
+from flowergan.training.config import AMP_MODES, COMPILE_MODES, TrainConfig
 
 WHATS = ["generator", "discriminator", "train", "augment", "data", "fid"]
 
@@ -27,12 +27,13 @@ WHATS = ["generator", "discriminator", "train", "augment", "data", "fid"]
 @click.option("--threads", type=click.IntRange(min=1), default=None, callback=count("workers"),
               help="torch CPU threads (default: torch's).")
 @click.option("--compile", "compile_", is_flag=True, help="Use torch.compile where supported.")
-@click.option("--compile-mode", type=click.Choice(list(COMPILE_MODES)), default="default", show_default=True,
+@click.option("--compile-mode", type=click.Choice(list(COMPILE_MODES)), default=TrainConfig.compile_mode,
+              show_default=True,
               help="`train --compile`: torch.compile mode (reduce-overhead: CUDA graphs on GPUs).")
-@click.option("--amp", type=click.Choice(["off", "bf16", "fp16", "auto"]), default="off", show_default=True,
-              help="Precision for `train`, resolved as `flowergan train --amp` does: fp16 (the official scheme, "
-                   "CUDA only), bf16 autocast, auto (fp16 on CUDA; on the CPU bf16 where it is native, else "
-                   "fp32) or off.")
+@click.option("--amp", type=click.Choice(list(AMP_MODES)), default=TrainConfig.amp, show_default=True,
+              help="Precision for `train`, resolved as `flowergan train --amp` does, with the same default: auto "
+                   "(fp16 on CUDA; on the CPU bf16 where it is native, else fp32), fp16 (the official scheme, "
+                   "CUDA only), bf16 autocast or off (fp32).")
 @click.option("--aug-p", type=float, default=0.2, show_default=True, callback=finite(0, 1),
               help="ADA probability for `train` and `augment`.")
 @click.option("--profile", is_flag=True, help="`train`: add operator calls per phase to the JSON (phase_ops); "

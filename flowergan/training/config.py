@@ -18,6 +18,7 @@ LOG_BACKENDS = ("jsonl", "tensorboard", "wandb")  # see training.loggers
 
 CFG_NAMES = ("auto", "stylegan2", "paper256", "paper512", "paper1024", "cifar")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+AMP_MODES = ("auto", "fp16", "bf16", "off")
 AUG_PRESETS = ("blit", "geom", "color", "filter", "noise", "cutout", "bg", "bgc", "bgcf", "bgcfn", "bgcfnc")
 
 
@@ -94,7 +95,7 @@ class TrainConfig:
     amp: str = opt("auto", "Precision: auto (the official fp16 scheme on CUDA; on the CPU bf16 where it is native, "
                    "avx512_bf16 or AMX, else fp32), fp16 (fp16 in the 4 highest-resolution blocks of G and D, "
                    "conv clamp 256), bf16 (autocast) or off (fp32).",
-                   choices=("auto", "fp16", "bf16", "off"), group="Performance")
+                   choices=AMP_MODES, group="Performance")
     compile: bool = opt(False, "torch.compile the main phases' networks.", group="Performance")
     compile_mode: str = opt("default", "torch.compile mode with --compile: default, reduce-overhead (CUDA graphs "
                             "on GPUs: the main phases replay recorded kernels, no per-op launches) or "

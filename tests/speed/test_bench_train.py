@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from flowergan.benchmarks.training import bench_train
@@ -25,3 +27,18 @@ def test_bench_train_reports_flops_rate_and_operator_calls():
             r["phase_tflop"][k] * 1e12)
     # the main phases hold the convolutions of both networks: more FLOPs than G's path-length phase
     assert r["phase_tflop"]["Gmain"] > r["phase_tflop"]["Greg"]
+
+
+@pytest.mark.parametrize("env, amp", [("1", "bf16"), ("0", "off")])
+def test_bench_measures_the_training_default_precision(env, amp):
+    """No --amp: the step `flowergan train` would run here (auto), resolved by the same resolver."""
+    from click.testing import CliRunner
+
+    from flowergan.cli.main import cli
+    from flowergan.training.recipe import CPU_BF16_ENV
+
+    r = CliRunner().invoke(cli, ["bench", "--what", "train", "--preset", "tiny", "--resolution", "16",
+                                 "--channel-base", "256", "--channel-max", "32", "--z-dim", "16", "--w-dim", "16",
+                                 "--batch", "4", "--repeats", "1", "--warmup", "0"], env={CPU_BF16_ENV: env})
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout.splitlines()[-1])["amp"] == amp
