@@ -19,8 +19,7 @@ def bench_augment(cfg: ModelConfig, batch: int = 8, device: str = "cpu", repeats
     benchtools.reset_peak_mem(dev)
     pipe = AugmentPipe.from_preset(preset).to(dev)
     pipe.p.fill_(aug_p)
-    g = torch.Generator(device="cpu").manual_seed(0)
-    img = (torch.rand([batch, cfg.img_channels, cfg.resolution, cfg.resolution], generator=g) * 2 - 1).to(dev)
+    img = benchtools.random_images(batch, cfg.img_channels, cfg.resolution, dev, seed=0)
 
     def forward():
         with torch.no_grad():

@@ -47,8 +47,7 @@ def bench_discriminator(cfg: ModelConfig, batch: int = 8, device: str = "cpu", r
     _, D = build_networks(cfg, seed=0)
     D = D.to(dev).train()
     _, c = _inputs(cfg, batch, dev)
-    g = torch.Generator(device="cpu").manual_seed(1)
-    img = (torch.rand([batch, cfg.img_channels, cfg.resolution, cfg.resolution], generator=g) * 2 - 1).to(dev)
+    img = benchtools.random_images(batch, cfg.img_channels, cfg.resolution, dev, seed=1)
 
     def step():
         D.zero_grad(set_to_none=True)

@@ -34,6 +34,14 @@ def time_median(fn: Callable[[], Any], device: torch.device | str = "cpu", warmu
     return statistics.median(times), times
 
 
+def random_images(batch: int, channels: int, resolution: int, device: torch.device | str,
+                  seed: int = 0) -> torch.Tensor:
+    """Seeded uniform images in [-1, 1], [batch, channels, resolution, resolution], drawn on the CPU (the same
+    pixels on every device)."""
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    return (torch.rand([batch, channels, resolution, resolution], generator=g) * 2 - 1).to(device)
+
+
 def reset_peak_mem(device: torch.device | str) -> None:
     if torch.device(device).type == "cuda":
         torch.cuda.reset_peak_memory_stats()
