@@ -45,17 +45,31 @@ def init_from_env(device: str) -> tuple[DistInfo, torch.device]:
     return info, dev
 
 
-def all_reduce_mean_grads(params: list[torch.nn.Parameter], info: DistInfo) -> None:
-    """Average .grad of `params` over processes (one flat all_reduce); also scrub NaN/inf like the official."""
+# The official loop replaces non-finite gradients before each optimiser step: NaN -> 0, +-inf -> +-1e5.
+SCRUB = {"nan": 0.0, "posinf": 1e5, "neginf": -1e5}
+
+
+def reduce_and_scrub_grads(params: list[torch.nn.Parameter], info: DistInfo, flat: bool = False) -> None:
+    """Average .grad of `params` over processes (one flat all_reduce), then scrub NaN/inf as the official loop.
+
+    With `flat` (accelerators), or whenever the gradients are reduced anyway, the scrub runs once over one flat
+    copy and the values go back in one foreach copy: 3 kernels instead of one per parameter (G has 84). Without
+    it, each gradient is scrubbed in place with no extra copies; the same numbers either way.
+    """
     params = [p for p in params if p.grad is not None]
     if not params:
         return
+    grads = [p.grad for p in params]
+    if not (flat or info.enabled):
+        for g in grads:
+            g.nan_to_num_(**SCRUB)
+        return
+    buf = torch.cat([g.flatten() for g in grads])  # [sum of numel]
     if info.enabled:
-        flat = torch.cat([p.grad.flatten() for p in params])
-        dist.all_reduce(flat)
-        flat /= info.world_size
-        for p, g in zip(params, flat.split([p.numel() for p in params])):
-            p.grad.copy_(g.reshape(p.shape))
+        dist.all_reduce(buf)
+        buf /= info.world_size
+    buf.nan_to_num_(**SCRUB)
+    torch._foreach_copy_(grads, [v.view_as(g) for v, g in zip(buf.split([g.numel() for g in grads]), grads)])
 
 
 def all_reduce_sum_(t: torch.Tensor, info: DistInfo) -> torch.Tensor:

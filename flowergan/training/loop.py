@@ -21,10 +21,10 @@ from flowergan.training import checkpoint as ckpt
 from flowergan.training.config import TrainConfig
 from flowergan.training.distributed import (
     DistInfo,
-    all_reduce_mean_grads,
     all_reduce_sum_,
     barrier,
     broadcast_module,
+    reduce_and_scrub_grads,
 )
 from flowergan.training.ema import ema_beta, update_ema
 from flowergan.training.loggers import RunLoggers
@@ -241,9 +241,7 @@ class Trainer:
             stats = {key: torch.stack([st[key] for st in per_round]).mean() for key in per_round[0]}
             net.requires_grad_(False)
             params = [p for p in net.parameters() if p.grad is not None]
-            all_reduce_mean_grads(params, self.info)
-            for p in params:
-                p.grad.nan_to_num_(nan=0, posinf=1e5, neginf=-1e5)
+            reduce_and_scrub_grads(params, self.info, flat=self.sync_free)  # flat on accelerators
             opt.step()
             all_stats.update(stats)
         update_ema(self.G_ema, self.G, ema_beta(cfg.batch, cfg.ema_kimg, self.cur_nimg, cfg.ema_rampup or None))

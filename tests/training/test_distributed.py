@@ -10,10 +10,36 @@ import torch.multiprocessing as mp
 from flowergan.benchmarks.training import RandomImages, _CyclicSampler
 from flowergan.config import preset
 from flowergan.training.config import TrainConfig
-from flowergan.training.distributed import DistInfo
+from flowergan.training.distributed import DistInfo, reduce_and_scrub_grads
+from flowergan.training.opcount import count_ops
 
 CFG = preset("tiny").replace(resolution=16, channel_base=256, channel_max=32, z_dim=16, w_dim=16, mbstd_group=4)
 TOTAL = 8
+
+
+def _params_with_bad_grads():
+    vals = [[float("nan"), float("inf"), -float("inf"), 2e5, -3.5e5, 0.25], [1.0, float("nan")], [-float("inf")]]
+    params = [torch.nn.Parameter(torch.zeros(len(v))) for v in vals]
+    for p, v in zip(params, vals):
+        p.grad = torch.tensor(v)
+    for i in range(5):  # finite gradients: unchanged
+        params.append(torch.nn.Parameter(torch.zeros(2, 2)))
+        params[-1].grad = torch.full([2, 2], float(i))
+    params.append(torch.nn.Parameter(torch.zeros(2)))  # no gradient: left alone
+    return params
+
+
+@pytest.mark.parametrize("flat", [False, True])
+def test_scrub_replaces_only_non_finite_gradients(flat):
+    """The official loop's nan_to_num(nan=0, posinf=1e5, neginf=-1e5): finite values stay, even beyond 1e5.
+    The flat path (accelerators) does it in a fixed number of operator calls."""
+    params = _params_with_bad_grads()
+    with count_ops() as c:
+        reduce_and_scrub_grads(params, DistInfo(), flat=flat)
+    assert [p.grad.tolist() if p.grad is not None else None for p in params] == [
+        [0.0, 1e5, -1e5, 2e5, -3.5e5, 0.25], [1.0, 0.0], [-1e5]] + [[[float(i)] * 2] * 2 for i in range(5)] + [None]
+    # flat: one cat, one scrub, one foreach copy back; else one in-place scrub per gradient (8 of them)
+    assert dict(c.counts.calls) == ({"cat": 1, "nan_to_num_": 1, "_foreach_copy_": 1} if flat else {"nan_to_num_": 8})
 
 
 def _inputs():

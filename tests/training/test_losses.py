@@ -6,6 +6,7 @@ import torch
 
 from flowergan.training import losses
 from flowergan.training.ema import ema_beta, update_ema
+from flowergan.training.opcount import count_ops
 from flowergan.training.phases import make_phases
 
 
@@ -82,9 +83,15 @@ def test_ema_half_life_and_update():
     assert abs(b ** (10_000 / 32) - 0.5) < 1e-12
     assert ema_beta(32, 10, cur_nimg=1000, rampup=0.05) == 0.5 ** (32 / 50)  # ramp-up: half-life 0.05 * 1000
     src, ema = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    for m, v in ((src, 1.0), (ema, 0.0)):  # buffers, like w_avg and the const noise: copied, not averaged
+        m.register_buffer("w_avg", torch.full([3], v))
+        m.register_buffer("noise", torch.full([1, 4], v + 2))
     before = ema.weight.detach().clone()
-    update_ema(ema, src, beta=0.9)
+    with count_ops() as c:
+        update_ema(ema, src, beta=0.9)
     torch.testing.assert_close(ema.weight, src.weight.detach() + 0.9 * (before - src.weight.detach()))
+    assert ema.w_avg.tolist() == [1.0] * 3 and ema.noise.tolist() == [[3.0] * 4]
+    assert c.counts.total_calls == 2  # one foreach lerp for the parameters, one foreach copy for the buffers
 
 
 def test_lazy_phases_and_ratios():
