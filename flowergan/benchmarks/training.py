@@ -108,14 +108,15 @@ def matmul_tflops(device: torch.device, dtype: torch.dtype, n: int | None = None
 
 def bench_train(cfg: ModelConfig, batch: int = 8, device: str = "cpu", repeats: int = 3, warmup: int = 1,
                 compile: bool = False, amp: str = "auto", aug_p: float = 0.2, flops: bool = True,
-                profile: bool = False, compile_mode: str = "default") -> dict[str, Any]:
+                profile: bool = False, compile_mode: str = "default", sync_free: bool | None = None) -> dict[str, Any]:
     """Median seconds of each phase; sec/iteration = Gmain + Greg/4 + Dmain + Dreg/16.
 
     With `flops`: FLOPs per phase (one eager step each, counted by the dispatcher), amortised by the same
     weights, the achieved TFLOP/s, and the fraction of a plain matmul's rate measured in this run (in the
     run's half precision on CUDA, bf16 unless amp is fp16; on the CPU bf16 with amp bf16, else float32).
     With `profile`: operator calls per phase (views excluded) and the most frequent operators. `amp`
-    defaults to `flowergan train`'s default, so the figure is the step a user gets.
+    defaults to `flowergan train`'s default, so the figure is the step a user gets. `sync_free` True runs the
+    accelerator path (no host reads inside a step) on any device; None: the device's own path.
     """
     from flowergan.training.loop import Trainer
 
@@ -126,7 +127,8 @@ def bench_train(cfg: ModelConfig, batch: int = 8, device: str = "cpu", repeats: 
     tcfg = TrainConfig(batch=batch, aug="fixed" if aug_p > 0 else "none", p=aug_p, device=device, amp=amp,
                        compile=compile, compile_mode=compile_mode, style_mixing=0.9)
     data = RandomImages(cfg, n=max(4 * batch, 64))
-    trainer = Trainer(cfg, tcfg, None, data, device=dev, info=DistInfo(), sampler_cls=_CyclicSampler)
+    trainer = Trainer(cfg, tcfg, None, data, device=dev, info=DistInfo(), sampler_cls=_CyclicSampler,
+                      sync_free=sync_free)
     cfg, tcfg = trainer.model_cfg, trainer.cfg
     weights = {"Gmain": 1.0, "Greg": 1 / tcfg.pl_interval, "Dmain": 1.0, "Dreg": 1 / tcfg.r1_interval}
     per_phase: dict[str, float] = {}

@@ -38,10 +38,14 @@ WHATS = ["generator", "discriminator", "train", "augment", "data", "fid"]
               help="ADA probability for `train` and `augment`.")
 @click.option("--profile", is_flag=True, help="`train`: add operator calls per phase to the JSON (phase_ops); "
                                                "others: print a torch.profiler table of where the time goes.")
+@click.option("--sync-free", is_flag=True, default=None,
+              help="`train`: run the accelerator path (no host reads inside a step) on the CPU too, e.g. to count "
+                   "its operator calls with --profile.")
 @click.option("--num", type=click.IntRange(min=1), default=None, callback=count("images"),
               help="Images for `data`/`fid` measurements.")
 def bench(what: str, batch: int, device: str, repeats: int, warmup: int, threads: int | None, compile_: bool,
-          compile_mode: str, amp: str, aug_p: float, profile: bool, num: int | None, **kwargs) -> None:
+          compile_mode: str, amp: str, aug_p: float, profile: bool, sync_free: bool | None, num: int | None,
+          **kwargs) -> None:
     """Measure speed (images/s, median of repeats) and peak memory; print one JSON line each.
 
     \b
@@ -59,7 +63,8 @@ def bench(what: str, batch: int, device: str, repeats: int, warmup: int, threads
     ctx = _profiler(profile and what != "train")
     with ctx as prof:
         records = _run(what, cfg, batch=batch, device=device, repeats=repeats, warmup=warmup, compile_=compile_,
-                       amp=amp, aug_p=aug_p, num=num, profile=profile, compile_mode=compile_mode)
+                       amp=amp, aug_p=aug_p, num=num, profile=profile, compile_mode=compile_mode,
+                       sync_free=True if sync_free else None)  # not given: the device's own path
     for r in records:
         click.echo(json.dumps(r))
     if profile and prof is not None and what != "train":
@@ -77,7 +82,7 @@ def _profiler(enabled: bool):
 
 
 def _run(what, cfg, *, batch, device, repeats, warmup, compile_, amp, aug_p, num, profile=False,
-         compile_mode="default"):
+         compile_mode="default", sync_free=None):
     if what == "generator":
         from flowergan.benchmarks.networks import bench_generator
 
@@ -90,7 +95,7 @@ def _run(what, cfg, *, batch, device, repeats, warmup, compile_, amp, aug_p, num
         from flowergan.benchmarks.training import bench_train
 
         return [bench_train(cfg, batch=batch, device=device, repeats=repeats, warmup=warmup, compile=compile_,
-                            amp=amp, aug_p=aug_p, profile=profile, compile_mode=compile_mode)]
+                            amp=amp, aug_p=aug_p, profile=profile, compile_mode=compile_mode, sync_free=sync_free)]
     if what == "augment":
         from flowergan.benchmarks.augment import bench_augment
 

@@ -5,11 +5,17 @@ from __future__ import annotations
 import json
 
 import pytest
+from click.testing import CliRunner
 
 from flowergan.benchmarks.training import bench_train
+from flowergan.cli.main import cli
 from flowergan.config import preset
+from flowergan.training.recipe import CPU_BF16_ENV
 
 CFG = preset("tiny").replace(resolution=16, channel_base=256, channel_max=32, z_dim=16, w_dim=16)
+SMALL_TRAIN_BENCH = ["bench", "--what", "train", "--preset", "tiny", "--resolution", "16", "--channel-base", "256",
+                     "--channel-max", "32", "--z-dim", "16", "--w-dim", "16", "--batch", "4", "--repeats", "1",
+                     "--warmup", "0"]  # CFG from the command line
 
 
 def test_bench_train_reports_flops_rate_and_operator_calls():
@@ -32,13 +38,14 @@ def test_bench_train_reports_flops_rate_and_operator_calls():
 @pytest.mark.parametrize("env, amp", [("1", "bf16"), ("0", "off")])
 def test_bench_measures_the_training_default_precision(env, amp):
     """No --amp: the step `flowergan train` would run here (auto), resolved by the same resolver."""
-    from click.testing import CliRunner
 
-    from flowergan.cli.main import cli
-    from flowergan.training.recipe import CPU_BF16_ENV
-
-    r = CliRunner().invoke(cli, ["bench", "--what", "train", "--preset", "tiny", "--resolution", "16",
-                                 "--channel-base", "256", "--channel-max", "32", "--z-dim", "16", "--w-dim", "16",
-                                 "--batch", "4", "--repeats", "1", "--warmup", "0"], env={CPU_BF16_ENV: env})
+    r = CliRunner().invoke(cli, SMALL_TRAIN_BENCH, env={CPU_BF16_ENV: env})
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout.splitlines()[-1])["amp"] == amp
+
+
+@pytest.mark.parametrize("flag, path", [([], False), (["--sync-free"], True)])
+def test_bench_sync_free_runs_the_accelerator_path_on_the_cpu(flag, path):
+    r = CliRunner().invoke(cli, SMALL_TRAIN_BENCH + flag)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout.splitlines()[-1])["sync_free"] is path
