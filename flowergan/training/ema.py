@@ -19,4 +19,6 @@ def update_ema(G_ema: torch.nn.Module, G: torch.nn.Module, beta: float) -> None:
     ema_p = list(G_ema.parameters())
     src_p = [p.detach() for p in G.parameters()]
     torch._foreach_lerp_(ema_p, src_p, 1.0 - beta)
-    torch._foreach_copy_(list(G_ema.buffers()), list(G.buffers()))  # one op for all ~50 buffers
+    buffers = list(G_ema.buffers())
+    if buffers:  # (foreach ops refuse empty lists)
+        torch._foreach_copy_(buffers, list(G.buffers()))  # one op for all ~50 buffers
