@@ -6,10 +6,11 @@
 #   OUT=/tmp/gpu bash bench/gpu.sh --device cpu    # smoke mode: tiny sizes, the same stages, about a minute
 # Stages (GPU): 1-2 `bench --what train` auto-128 and lite-128 at batch 32 in the default mixed precision
 # (the official fp16 scheme); 3 the sync-debug check (steps under torch.cuda.set_sync_debug_mode("error"));
-# 4 a 2-minute lite-128 training run whose G_ema comes back as $OUT/gema/ (fp16, ~42 MB); 5-8 fp32 and bf16
-# for both; 9 generator img/s; 10 compiled auto-128; 11 the same with CUDA graphs (--compile-mode reduce-overhead)
-# (bf16 and compiled stages are left out in smoke mode). $OUT/gpu.log has the log, $OUT/summary.json the stage
-# exit codes and durations.
+# 4 fp16 against fp32 learning: four `tiny` runs side by side (bench/precision_race.py), their snapshots'
+# G_ema back in $OUT/learn/; 5 a 90-second lite-128 training run whose G_ema comes back as $OUT/gema/ (fp16,
+# ~42 MB); 6-9 fp32 and bf16 for both; 10 generator img/s; 11 ADA's pipe; 12 compiled auto-128; 13 the same with
+# CUDA graphs (--compile-mode reduce-overhead) (bf16 and compiled stages are left out in smoke mode). $OUT/gpu.log
+# has the log, $OUT/summary.jsonl the stage exit codes and durations.
 set -uo pipefail
 DEV=cuda
 if [ "${1:-}" = "--device" ]; then DEV=$2; fi
@@ -26,10 +27,12 @@ log() { echo "[$(date +%T)] $*" | tee -a "$OUT/gpu.log"; }
 
 if [ "$DEV" = cpu ]; then  # smoke mode: tiny sizes, seconds per stage
   P128=tiny; PLITE=tiny; B=4; REP="--repeats 1 --warmup 0"; RES=32; COUNT=64; TRAIN_SECS=30; STEPS=2
+  LKIMG=0.032; LSNAP=0.016; LEARN_SECS=90
   LSCALE=2  # limits doubled: a shared CPU starts Python and builds the networks slowly
 else
   P128=auto-128; PLITE=lite-128; B=${BATCH:-32}; REP="--repeats 3 --warmup 1"; RES=128; COUNT=1000
-  TRAIN_SECS=${TRAIN_SECS:-120}; STEPS=16; LSCALE=1
+  TRAIN_SECS=${TRAIN_SECS:-90}; STEPS=16; LSCALE=1
+  LKIMG=${LKIMG:-40}; LSNAP=${LSNAP:-4}; LEARN_SECS=${LEARN_SECS:-120}
 fi
 
 # stage NAME LIMIT_SECONDS COMMAND...: stdout -> $OUT/NAME.json, stderr -> the log; skipped if no time is left.
@@ -56,6 +59,11 @@ BENCH=("$PY" -m flowergan bench --device "$DEV")
 stage train-auto128-default 75 "${BENCH[@]}" --what train --preset $P128 --batch $B $REP --amp auto --profile
 stage train-lite128-default 60 "${BENCH[@]}" --what train --preset $PLITE --batch $B $REP --amp auto
 stage sync-check 45 $PY bench/sync_check.py --device "$DEV" --preset $PLITE --batch $B --steps $STEPS
+
+# Does the default precision (fp16 on CUDA) learn like fp32? tiny from seeds 0 and 1, four runs side by side, every
+# snapshot's G_ema back under $OUT/learn/ (~0.6 MB each); scored here: bench/precision_race.py score $OUT/learn ...
+stage learn $((LEARN_SECS + 45)) $PY bench/precision_race.py train --device "$DEV" --kimg $LKIMG --snap $LSNAP \
+  --seeds 0,1 --seconds $LEARN_SECS --work "$WORK/learn" --out "$OUT/learn"
 
 # A short real run: train for TRAIN_SECS, snapshots every 4 kimg (1 in smoke mode), then pack the newest G_ema.
 stage prepare-data 60 $PY -m flowergan prepare synthetic --out "$WORK/flowers.zip" --count $COUNT --resolution $RES \

@@ -17,14 +17,19 @@ from flowergan.networks.resolve import list_checkpoints
 from flowergan.networks.store import load_model_dir, write_model_dir
 
 
+def pack_checkpoint(ckpt: Path, out: Path | str) -> None:
+    """The G_ema of checkpoint folder `ckpt` -> model folder `out`, its tensors in fp16."""
+    d = load_model_dir(ckpt, which=("G_ema",))
+    write_model_dir(out, d["config"], {"G_ema": d["G_ema"].to(torch.float16)},
+                    meta={"source": str(ckpt), "dtype": "float16"})
+
+
 def main(runs: str, out: str) -> None:
     ckpts = sorted((c for run in Path(runs).iterdir() if run.is_dir() for c in list_checkpoints(run)),
                    key=lambda p: p.stat().st_mtime)
     if not ckpts:
         raise SystemExit(f"pack_gema: no checkpoint under {runs}")
-    d = load_model_dir(ckpts[-1], which=("G_ema",))
-    G = d["G_ema"].to(torch.float16)
-    write_model_dir(out, d["config"], {"G_ema": G}, meta={"source": str(ckpts[-1]), "dtype": "float16"})
+    pack_checkpoint(ckpts[-1], out)
     print(json.dumps({"bench": "pack_gema", "checkpoint": str(ckpts[-1]), "out": out}))
 
 
