@@ -16,17 +16,25 @@ import torch
 LUMA = (1 / math.sqrt(3),) * 3
 
 
+_SCALARS: dict[tuple[float, torch.dtype, torch.device], torch.Tensor] = {}  # a few literals of this module
+
+
+def _scalar(v: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A 0-dim constant, made once per process and device (no fill kernel per matrix; nothing writes to it)."""
+    if torch.compiler.is_compiling():  # traced: a constant of the graph
+        return torch.full((), v, dtype=dtype, device=device)
+    t = _SCALARS.get((v, dtype, device))
+    if t is None:
+        with torch.inference_mode(False):  # usable later outside inference mode too
+            t = _SCALARS[(v, dtype, device)] = torch.full((), v, dtype=dtype, device=device)
+    return t
+
+
 def _assemble(rows: list[list[torch.Tensor | float]], ref: torch.Tensor) -> torch.Tensor:
     """Stack a k x k nested list of [N] tensors / Python numbers into [N, k, k]."""
     k = len(rows)
-    consts: dict[float, torch.Tensor] = {}  # one 0-dim tensor per distinct constant, broadcast as a view
-
-    def const(v: float) -> torch.Tensor:
-        if v not in consts:
-            consts[v] = torch.full((), v, dtype=ref.dtype, device=ref.device).expand(ref.shape)
-        return consts[v]
-
-    elems = [e if isinstance(e, torch.Tensor) else const(float(e)) for row in rows for e in row]
+    elems = [e if isinstance(e, torch.Tensor) else _scalar(float(e), ref.dtype, ref.device).expand(ref.shape)
+             for row in rows for e in row]
     return torch.stack(elems, dim=-1).reshape(ref.shape + (k, k))
 
 

@@ -120,7 +120,7 @@ def _normal_quantile(q: float) -> float:
 
 
 def _pick(gate: torch.Tensor, value: torch.Tensor, neutral: float) -> torch.Tensor:
-    return torch.where(gate, value, torch.full_like(value, neutral))
+    return torch.where(gate, value, float(neutral))  # [N, ...] (a Python scalar: no tensor to fill)
 
 
 class AugmentPipe(torch.nn.Module):

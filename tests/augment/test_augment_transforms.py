@@ -275,3 +275,19 @@ def test_polyphase_layouts_have_the_same_gradients_of_both_orders():
     torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(grads[0][1], grads[1][1], rtol=1e-10, atol=1e-12)
     assert grads[0][1].abs().max() > 0  # the square makes the second derivative non-zero
+
+
+def test_matrix_constants_cost_no_kernel_after_the_first_call():
+    """A matrix of per-sample entries and literals is one stack (launches matter on GPUs), with the values
+    right and gradients flowing, also after a first call under inference mode."""
+    from flowergan.training.opcount import count_ops
+
+    with torch.inference_mode():
+        M.translate2d(torch.zeros(2), torch.zeros(2))
+    tx = torch.tensor([1.0, -2.0], requires_grad=True)
+    with count_ops() as c:
+        m = M.translate2d(tx, tx * 0 + 3)
+    assert dict(c.counts.calls) == {"mul": 1, "add": 1, "stack": 1}  # the mul and add are `tx * 0 + 3`
+    torch.testing.assert_close(m[1], torch.tensor([[1.0, 0, -2], [0, 1, 3], [0, 0, 1]]))
+    m[:, 0, 2].sum().backward()
+    assert tx.grad.tolist() == [1.0, 1.0]
