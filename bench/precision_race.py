@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -75,6 +76,8 @@ def train(a: argparse.Namespace) -> None:
     for amp in a.amps.split(","):
         for seed in a.seeds.split(","):
             name = f"{amp}-s{seed}"
+            for old in (work / name, out / name):  # a rerun starts afresh (no snapshots of an earlier run)
+                shutil.rmtree(old, ignore_errors=True)
             cmd = _flowergan("train", "--data", str(data), *RECIPE, "--kimg", str(a.kimg), "--snap", str(a.snap),
                              "--seed", seed, "--amp", amp, "--device", a.device, "--out", str(work / name))
             log = open(work / f"{name}.log", "w")
