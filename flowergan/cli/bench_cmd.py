@@ -38,13 +38,13 @@ WHATS = ["generator", "discriminator", "train", "augment", "data", "fid"]
               help="ADA probability for `train` and `augment`.")
 @click.option("--profile", is_flag=True, help="`train`: add operator calls per phase to the JSON (phase_ops); "
                                                "others: print a torch.profiler table of where the time goes.")
-@click.option("--sync-free", is_flag=True, default=None,
+@click.option("--sync-free", is_flag=True,
               help="`train`: run the accelerator path (no host reads inside a step) on the CPU too, e.g. to count "
                    "its operator calls with --profile.")
 @click.option("--num", type=click.IntRange(min=1), default=None, callback=count("images"),
               help="Images for `data`/`fid` measurements.")
 def bench(what: str, batch: int, device: str, repeats: int, warmup: int, threads: int | None, compile_: bool,
-          compile_mode: str, amp: str, aug_p: float, profile: bool, sync_free: bool | None, num: int | None,
+          compile_mode: str, amp: str, aug_p: float, profile: bool, sync_free: bool, num: int | None,
           **kwargs) -> None:
     """Measure speed (images/s, median of repeats) and peak memory; print one JSON line each.
 

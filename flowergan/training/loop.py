@@ -240,8 +240,7 @@ class Trainer:
                                                       gen_c[i][sl], gain=phase.interval))
             stats = {key: torch.stack([st[key] for st in per_round]).mean() for key in per_round[0]}
             net.requires_grad_(False)
-            params = [p for p in net.parameters() if p.grad is not None]
-            reduce_and_scrub_grads(params, self.info, flat=self.sync_free)  # flat on accelerators
+            reduce_and_scrub_grads(list(net.parameters()), self.info, flat=self.sync_free)  # flat on accelerators
             opt.step()
             all_stats.update(stats)
         update_ema(self.G_ema, self.G, ema_beta(cfg.batch, cfg.ema_kimg, self.cur_nimg, cfg.ema_rampup or None))

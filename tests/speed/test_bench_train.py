@@ -38,7 +38,6 @@ def test_bench_train_reports_flops_rate_and_operator_calls():
 @pytest.mark.parametrize("env, amp", [("1", "bf16"), ("0", "off")])
 def test_bench_measures_the_training_default_precision(env, amp):
     """No --amp: the step `flowergan train` would run here (auto), resolved by the same resolver."""
-
     r = CliRunner().invoke(cli, SMALL_TRAIN_BENCH, env={CPU_BF16_ENV: env})
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout.splitlines()[-1])["amp"] == amp
