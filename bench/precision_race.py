@@ -140,8 +140,11 @@ def score(a: argparse.Namespace) -> None:
     from flowergan.metrics.registry import compute
 
     torch.set_num_threads(a.threads)
+    if not Path(a.data).exists():
+        raise SystemExit(f"--data {a.data}: no such file; make it with: flowergan prepare synthetic --out {a.data} "
+                         + " ".join(DATA_ARGS))
     root = Path(a.dir)
-    runs = sorted(p for p in root.iterdir() if p.is_dir() and _snapshots(p))
+    runs = sorted(p for p in root.iterdir() if p.is_dir() and _snapshots(p)) if root.is_dir() else []
     if not runs:
         raise SystemExit(f"{root}: no packed runs (OUT/<amp>-s<seed>/checkpoints/snapshot-*)")
     snaps = {r.name: _snapshots(r) for r in runs}
