@@ -29,7 +29,8 @@ def _batch(value: str) -> int | None:
 @click.option("--network", required=True, type=click.Path(exists=True),
               help="Model folder, run folder (latest checkpoint) or official .pkl.")
 @click.option("--format", "fmt", required=True, type=click.Choice(FORMATS),
-              help="onnx (runs in onnxruntime), torchscript (torch.jit.load) or exported-program (torch.export.load).")
+              help="onnx (runs in onnxruntime), torchscript (torch.jit.load), exported-program (torch.export.load) or "
+                   "rosinality (a stylegan2-pytorch checkpoint for pSp, e4e, GANSpace...: docs/use.md).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="File to write (.onnx / .pt / .pt2 by convention); its interface goes to FILE.json.")
 @click.option("--what", type=click.Choice(WHATS), default="generator", show_default=True,
@@ -58,6 +59,9 @@ def export(network: str, fmt: str, out: str, what: str, batch: str, truncation_p
       flowergan export --network models/ffhq --format torchscript --out g.pt --truncation-psi 0.7
       flowergan export --network models/ffhq --format exported-program --out synth.pt2 --what synthesis
     """
+    if fmt == "rosinality":  # its own checks and output: flowergan/cli/rosinality_cmds.py
+        from flowergan.cli.rosinality_cmds import export_rosinality
+        return export_rosinality(network, out, overwrite, no_verify)
     from flowergan.export.graph import ExportSpec
     from flowergan.export.writers import export_network, verify
     from flowergan.inference.loader import load_networks

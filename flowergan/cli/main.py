@@ -14,6 +14,7 @@ COMMANDS: dict[str, str] = {
     "info": "flowergan.cli.model_cmds:info",
     "bench": "flowergan.cli.bench_cmd:bench",
     "import-official": "flowergan.cli.model_cmds:import_official",
+    "import-rosinality": "flowergan.cli.rosinality_cmds:import_rosinality",
     "prepare": "flowergan.cli.prepare_cmd:prepare",
     "train": "flowergan.cli.train_cmd:train",
     "generate": "flowergan.cli.use_cmds:generate",

@@ -13,13 +13,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from flowergan.export import rosinality as _rosinality
 from flowergan.export.graph import ExportSpec, example_inputs, export_module, input_names, output_name
 from flowergan.infra import atomic_write, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("onnx", "torchscript", "exported-program")
-SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt", "exported-program": ".pt2"}
+FORMATS = ("onnx", "torchscript", "exported-program", "rosinality")
+SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt", "exported-program": ".pt2", "rosinality": ".pt"}
 ONNX_OPSET = 18
 MAX_BATCH = 4096  # upper bound of a dynamic batch (torch.export wants one)
 
@@ -63,6 +64,8 @@ def export_network(G: nn.Module, spec: ExportSpec, fmt: str, out: str | Path) ->
     """Write `out` (and `out`.json, its interface) for `spec`; return the interface dict."""
     if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if fmt == "rosinality":  # a state dict for rosinality's stylegan2-pytorch, not a graph (spec does not apply)
+        return _rosinality.write_rosinality(G, out)
     if fmt == "onnx":
         _need("onnx")
         _need("onnxscript")
