@@ -277,14 +277,18 @@ def read_rosinality(path: str | Path) -> dict[str, Any]:
     if latent is not None and not isinstance(latent, torch.Tensor):
         raise ConfigError(f"{where}: latent_avg is a {type(latent).__name__}, not a tensor")
     args = infer_args(sd, where)
+    train_args = ckpt.get("args")
+    train_args = dict(train_args) if isinstance(train_args, dict) else {}
+    m = train_args.get("channel_multiplier")
+    if args.size <= 32 and isinstance(m, int) and not isinstance(m, bool) and 1 <= m <= 64:
+        args = RosinalityArgs(args.size, args.style_dim, args.n_mlp, m)  # shapes cannot tell it below 64 px
     G_ema = from_rosinality(sd, latent, f"{where} g_ema", args)
     G = None
     if "g_ema" in ckpt and isinstance(ckpt.get("g"), dict):
         G = from_rosinality(ckpt["g"], latent, f"{where} g", args)
-    train_args = ckpt.get("args")
     return {"config": G_ema.config, "G_ema": G_ema, "G": G, "args": args,
             "latent_avg_source": "checkpoint" if latent is not None else f"mean w of {MEAN_LATENT_SAMPLES:,} seeded z",
-            "train_args": dict(train_args) if isinstance(train_args, dict) else {}}
+            "train_args": train_args}
 
 
 def rosinality_notes(cfg: ModelConfig) -> list[str]:

@@ -133,7 +133,14 @@ def _load_legacy(path: Path, f: io.BufferedReader, size: int) -> Any:
     """The pre-1.6 layout: pickles of the magic number, protocol and sys info, the object, the storage keys,
     then each storage as <int64 element count><raw little-endian bytes>."""
     where = str(path)
-    heads = [_Unpickler(f, where, None).load() for _ in range(3)]
+
+    def load_one(read_storage=None) -> Any:  # each pickle counted (opcodes, nothing built) before it is built
+        start = f.tell()
+        check_pickle_limits(f, where)
+        f.seek(start)
+        return _Unpickler(f, where, read_storage).load()
+
+    heads = [load_one() for _ in range(3)]
     if heads[0] != LEGACY_MAGIC or heads[1] != LEGACY_PROTOCOL or not isinstance(heads[2], dict):
         raise RefusedPickleError(f"{where}: not a torch.save file (no torch magic number)")
     if heads[2].get("little_endian") is False:
@@ -146,11 +153,8 @@ def _load_legacy(path: Path, f: io.BufferedReader, size: int) -> Any:
         pending[key] = torch.empty(numel, dtype=dtype)
         return pending[key]
 
-    start = f.tell()
-    check_pickle_limits(f, where)
-    f.seek(start)
-    obj = _Unpickler(f, where, allocate).load()
-    keys = _Unpickler(f, where, None).load()
+    obj = load_one(allocate)
+    keys = load_one()
     if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)) or set(keys) != set(pending):
         raise RefusedPickleError(f"{where}: its storage list does not match its tensors; the file is damaged")
     for key in keys:
@@ -177,8 +181,13 @@ def read_torch_save(path: str | Path) -> Any:
         raise RefusedPickleError(f"{path}: {size / 2**20:.1f} MB is over the {max_bytes / 2**20:g} MB limit; raise "
                                  f"it with {MAX_BYTES_ENV}=<MB> if the file is genuine")
     try:
+        with open(path, "rb") as f:
+            zip_head = f.read(4) == b"PK\x03\x04"
         if zipfile.is_zipfile(path):
             obj = _load_zip(path, max_bytes)
+        elif zip_head:
+            raise RefusedPickleError(f"{path}: a zip archive (torch.save's layout) that is cut short or damaged (no "
+                                     f"central directory); re-download or re-copy it")
         else:
             with open(path, "rb") as f:
                 obj = _load_legacy(path, f, size)

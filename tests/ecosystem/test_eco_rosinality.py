@@ -146,7 +146,7 @@ def _rosinality_training_checkpoint(path: Path, legacy: bool, seed: int = 5) -> 
     opt = torch.optim.Adam(g.parameters())
     ckpt = {"g": g.state_dict(), "d": {"convs.0.0.weight": torch.randn(8, 3, 1, 1)}, "g_ema": R.state_dict(),
             "g_optim": opt.state_dict(), "d_optim": {"state": {}, "param_groups": []},
-            "args": argparse.Namespace(size=16, latent=24, n_mlp=3, channel_multiplier=2, lr=0.002, path="lmdb"),
+            "args": argparse.Namespace(size=16, latent=24, n_mlp=3, channel_multiplier=1, lr=0.002, path="lmdb"),
             "ada_aug_p": 0.25}
     torch.save(ckpt, path, _use_new_zipfile_serialization=not legacy)
     return R
@@ -159,7 +159,7 @@ def test_import_rosinality_training_checkpoint(tmp_path, legacy):
         torch.load(tmp_path / "080000.pt", weights_only=True)
     res = CliRunner().invoke(cli, ["import-rosinality", str(tmp_path / "080000.pt"), str(tmp_path / "m")])
     assert res.exit_code == 0, res.output
-    assert "Generator(size=16, style_dim=24, n_mlp=3, channel_multiplier=2)" in res.output
+    assert "Generator(size=16, style_dim=24, n_mlp=3, channel_multiplier=1)" in res.output  # from its args
     assert "g and g_ema converted" in res.output and "mean w of 10,000 seeded z" in res.output
     m = load_networks(tmp_path / "m")
     assert (m.config.resolution, m.config.z_dim, m.config.w_dim, m.config.map_layers) == (16, 24, 24, 3)
@@ -258,4 +258,15 @@ def test_import_refuses_a_modified_generator(tmp_path):
     torch.save({"g_ema": sd, "latent_avg": latent_avg[None]}, tmp_path / "x.pt")
     res = CliRunner().invoke(cli, ["import-rosinality", str(tmp_path / "x.pt"), str(tmp_path / "m")])
     assert res.exit_code == 2 and "convs.1.conv.weight is (1, 512, 256, 3, 3)" in res.output
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_a_truncated_checkpoint_is_one_line(tmp_path, legacy):
+    _rosinality_training_checkpoint(tmp_path / "x.pt", legacy)
+    data = (tmp_path / "x.pt").read_bytes()
+    (tmp_path / "x.pt").write_bytes(data[: len(data) * 2 // 3])
+    res = CliRunner().invoke(cli, ["import-rosinality", str(tmp_path / "x.pt"), str(tmp_path / "m")])
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+    assert "x.pt" in res.output and ("cut short" if legacy else "zip archive") in res.output
     assert not (tmp_path / "m").exists()
