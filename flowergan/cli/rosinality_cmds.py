@@ -71,7 +71,7 @@ def import_rosinality(checkpoint: str, out_dir: str, overwrite: bool) -> None:
 
     Read safely: only tensors, containers, numbers and argparse Namespaces (as plain fields) are rebuilt;
     nothing in the file runs. size, style_dim, n_mlp and channel_multiplier come from the tensor shapes.
-    The generator ('g_ema', and 'g' if present) is converted; the discriminator is not.
+    The generators ('g_ema', and 'g' if present) and the discriminator ('d', if present) are converted.
 
     \b
     Example:
@@ -85,8 +85,10 @@ def import_rosinality(checkpoint: str, out_dir: str, overwrite: bool) -> None:
     with about(checkpoint):
         d = read_rosinality(checkpoint)
     args = d["args"]
-    write_model_dir(out_dir, d["config"], {"G": d["G"], "G_ema": d["G_ema"]},
+    write_model_dir(out_dir, d["config"], {"G": d["G"], "G_ema": d["G_ema"], "D": d["D"]},
                     meta={"imported_from": Path(checkpoint).name, "rosinality_args": args.to_dict(),
                           "latent_avg": d["latent_avg_source"]})
-    click.echo(f"wrote {out_dir}: {args.call()}; w_avg from the {d['latent_avg_source']}; "
-               f"{'g and g_ema' if d['G'] is not None else 'g_ema'} converted, no discriminator")
+    nets = ", ".join(k for k, m in (("g", d["G"]), ("g_ema", d["G_ema"]), ("d", d["D"])) if m is not None)
+    click.echo(f"wrote {out_dir}: {args.call()}; w_avg from the {d['latent_avg_source']}; converted: {nets}")
+    if d["D"] is None:
+        click.echo(f"note: no discriminator imported ({d['d_skipped']}); fine-tuning starts from a new one")

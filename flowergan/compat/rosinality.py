@@ -254,8 +254,8 @@ def _latent_avg(G: Generator, latent_avg: torch.Tensor | None, dim: int, where: 
 def read_rosinality(path: str | Path) -> dict[str, Any]:
     """Read a rosinality checkpoint safely (tensors only; no code runs) and convert it.
 
-    Returns {'config', 'G_ema', 'G' (from 'g', or None), 'args': RosinalityArgs, 'latent_avg_source',
-    'train_args' (the checkpoint's "args" fields, or {})}.
+    Returns {'config', 'G_ema', 'G' (from 'g', or None), 'D' (from 'd', or None), 'd_skipped' (why D is None,
+    or None), 'args': RosinalityArgs, 'latent_avg_source', 'train_args' (the checkpoint's "args" fields, or {})}.
     """
     from flowergan.compat.torchsave import read_torch_save
 
@@ -286,7 +286,16 @@ def read_rosinality(path: str | Path) -> dict[str, Any]:
     G = None
     if "g_ema" in ckpt and isinstance(ckpt.get("g"), dict):
         G = from_rosinality(ckpt["g"], latent, f"{where} g", args)
-    return {"config": G_ema.config, "G_ema": G_ema, "G": G, "args": args,
+    D, d_skipped = None, "the checkpoint has no 'd'"
+    if sd is not ckpt and isinstance(ckpt.get("d"), dict):
+        from flowergan.compat.rosinality_d import discriminator_from_rosinality
+
+        try:  # a D from a modified fork must not cost the generator
+            D, d_skipped = discriminator_from_rosinality(ckpt["d"], G_ema.config, f"{where} d"), None
+        except ConfigError as e:
+            log.warning("%s; the discriminator is not imported", e)
+            d_skipped = str(e)
+    return {"config": G_ema.config, "G_ema": G_ema, "G": G, "D": D, "d_skipped": d_skipped, "args": args,
             "latent_avg_source": "checkpoint" if latent is not None else f"mean w of {MEAN_LATENT_SAMPLES:,} seeded z",
             "train_args": train_args}
 

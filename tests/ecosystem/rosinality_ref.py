@@ -189,3 +189,77 @@ class RosGenerator(nn.Module):
             skip = self.to_rgbs[k](x, latent[:, i + 2], skip)
             i += 2
         return skip
+
+
+# ---- the Discriminator: residual blocks, minibatch stddev (group 4, 1 feature), conv, two linears ----------
+
+
+class EqualConv2d(nn.Module):
+    def __init__(self, i: int, o: int, k: int, stride: int = 1, padding: int = 0, bias: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(o, i, k, k))
+        self.bias = nn.Parameter(torch.zeros(o)) if bias else None
+        self.scale, self.stride, self.padding = 1 / math.sqrt(i * k * k), stride, padding
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight * self.scale, self.bias, stride=self.stride, padding=self.padding)
+
+
+class DownBlur(nn.Module):
+    def __init__(self, pad: tuple[int, int]):
+        super().__init__()
+        self.register_buffer("kernel", blur_taps())
+        self.pad = pad
+
+    def forward(self, x):
+        return fir(x, self.kernel, 1, self.pad)
+
+
+def conv_layer(i: int, o: int, k: int, downsample: bool = False, activate: bool = True) -> nn.Sequential:
+    """Sequential([blur (2x down only), conv, bias + leaky ReLU * sqrt 2 (if activate)]), padded 'same'."""
+    mods: list[nn.Module] = []
+    if downsample:
+        p = 2 + (k - 1)  # filter taps minus the factor, plus the kernel's reach
+        mods += [DownBlur(((p + 1) // 2, p // 2)), EqualConv2d(i, o, k, stride=2)]
+    else:
+        mods.append(EqualConv2d(i, o, k, padding=k // 2))
+    if activate:
+        mods.append(FusedLeakyReLU(o))
+    return nn.Sequential(*mods)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, i: int, o: int):
+        super().__init__()
+        self.conv1 = conv_layer(i, i, 3)
+        self.conv2 = conv_layer(i, o, 3, downsample=True)
+        self.skip = conv_layer(i, o, 1, downsample=True, activate=False)
+
+    def forward(self, x):
+        return (self.conv2(self.conv1(x)) + self.skip(x)) / math.sqrt(2)
+
+
+class RosDiscriminator(nn.Module):
+    def __init__(self, size: int, channel_multiplier: int = 2):
+        super().__init__()
+        m = channel_multiplier
+        ch = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256 * m, 128: 128 * m, 256: 64 * m, 512: 32 * m, 1024: 16 * m}
+        log_size = int(math.log2(size))
+        mods: list[nn.Module] = [conv_layer(3, ch[size], 1)]
+        c_in = ch[size]
+        for lg in range(log_size, 2, -1):
+            mods.append(ResBlock(c_in, ch[2 ** (lg - 1)]))
+            c_in = ch[2 ** (lg - 1)]
+        self.convs = nn.Sequential(*mods)
+        self.final_conv = conv_layer(c_in + 1, ch[4], 3)
+        self.final_linear = nn.Sequential(EqualLinear(ch[4] * 16, ch[4], act=True), EqualLinear(ch[4], 1))
+
+    def forward(self, img):
+        x = self.convs(img)
+        N, C, H, W = x.shape
+        g = min(N, 4)
+        y = x.view(g, -1, 1, C, H, W)                                  # sample n in group n mod (N / g)
+        y = torch.sqrt(y.var(0, unbiased=False) + 1e-8).mean([2, 3, 4])  # [N / g, 1]
+        y = y[:, :, None, None].repeat(g, 1, H, W)
+        x = self.final_conv(torch.cat([x, y], 1))
+        return self.final_linear(x.view(N, -1))

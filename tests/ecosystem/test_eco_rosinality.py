@@ -1,7 +1,7 @@
 """Interop with rosinality's stylegan2-pytorch (what pSp, e4e, HyperStyle, GANSpace load): our export loads
 with torch.load(weights_only=True) into the Generator architecture written out in rosinality_ref.py
 (strict: every key and shape) and draws the same images; import-rosinality reads real training checkpoints
-(argparse Namespace included) safely and reproduces that architecture's images; hostile pickles are refused
+(argparse Namespace included) safely and reproduces that architecture's images and D logits; hostile pickles are refused
 before anything runs; configurations rosinality cannot express are refused in one line."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from rosinality_ref import RosGenerator
+from rosinality_ref import RosDiscriminator, RosGenerator
 
 from flowergan.cli.main import cli
 from flowergan.compat.official import RefusedPickleError
@@ -133,35 +133,41 @@ def test_unsupported_configs_are_refused(changes, words):
     assert words in str(e.value) and "\n" not in str(e.value)
 
 
-def _rosinality_training_checkpoint(path: Path, legacy: bool, seed: int = 5) -> RosGenerator:
+def _rosinality_training_checkpoint(path: Path, legacy: bool, seed: int = 5,
+                                    d: dict | None = None) -> tuple[RosGenerator, RosDiscriminator]:
     """A checkpoint laid out as rosinality's train.py saves one: g, d, g_ema, optimisers, args (a Namespace)."""
     torch.manual_seed(seed)
     R = RosGenerator(16, 24, 3).eval().requires_grad_(False)
-    for name, p in R.named_parameters():
+    RD = RosDiscriminator(16).eval().requires_grad_(False)
+    for name, p in [*R.named_parameters(), *RD.named_parameters()]:
         if name.endswith("noise.weight"):
             p.uniform_(0.1, 0.5)
         elif name.endswith("bias"):
             p.add_(torch.randn_like(p) * 0.2)
     g = RosGenerator(16, 24, 3)
     opt = torch.optim.Adam(g.parameters())
-    ckpt = {"g": g.state_dict(), "d": {"convs.0.0.weight": torch.randn(8, 3, 1, 1)}, "g_ema": R.state_dict(),
+    ckpt = {"g": g.state_dict(), "d": RD.state_dict() if d is None else d, "g_ema": R.state_dict(),
             "g_optim": opt.state_dict(), "d_optim": {"state": {}, "param_groups": []},
             "args": argparse.Namespace(size=16, latent=24, n_mlp=3, channel_multiplier=1, lr=0.002, path="lmdb"),
             "ada_aug_p": 0.25}
     torch.save(ckpt, path, _use_new_zipfile_serialization=not legacy)
-    return R
+    return R, RD
 
 
 @pytest.mark.parametrize("legacy", [False, True])
 def test_import_rosinality_training_checkpoint(tmp_path, legacy):
-    R = _rosinality_training_checkpoint(tmp_path / "080000.pt", legacy)
+    R, RD = _rosinality_training_checkpoint(tmp_path / "080000.pt", legacy)
     with pytest.raises(pickle.UnpicklingError):  # why a safe reader of our own is needed
         torch.load(tmp_path / "080000.pt", weights_only=True)
     res = CliRunner().invoke(cli, ["import-rosinality", str(tmp_path / "080000.pt"), str(tmp_path / "m")])
     assert res.exit_code == 0, res.output
     assert "Generator(size=16, style_dim=24, n_mlp=3, channel_multiplier=1)" in res.output  # from its args
-    assert "g and g_ema converted" in res.output and "mean w of 10,000 seeded z" in res.output
+    assert "converted: g, g_ema, d" in res.output and "mean w of 10,000 seeded z" in res.output
     m = load_networks(tmp_path / "m")
+    img = torch.randn(8, 3, 16, 16)  # two minibatch-stddev groups of 4
+    with torch.no_grad():
+        logits = m.D(img)
+        assert logits.abs().max() > 1e-2 and (logits - RD(img)).abs().max() <= TOL * max(1, logits.abs().max())
     assert (m.config.resolution, m.config.z_dim, m.config.w_dim, m.config.map_layers) == (16, 24, 24, 3)
     z = _z(3, 24)
     with torch.no_grad():
@@ -270,3 +276,11 @@ def test_a_truncated_checkpoint_is_one_line(tmp_path, legacy):
     assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
     assert "x.pt" in res.output and ("cut short" if legacy else "zip archive") in res.output
     assert not (tmp_path / "m").exists()
+
+
+def test_a_discriminator_of_another_layout_is_skipped_with_a_note(tmp_path):
+    _rosinality_training_checkpoint(tmp_path / "x.pt", False, d={"convs.0.0.weight": torch.randn(8, 3, 1, 1)})
+    res = CliRunner().invoke(cli, ["import-rosinality", str(tmp_path / "x.pt"), str(tmp_path / "m")])
+    assert res.exit_code == 0, res.output
+    assert "converted: g, g_ema\n" in res.output and "convs.0.0.weight is (8, 3, 1, 1)" in res.output
+    assert load_networks(tmp_path / "m").D is None
