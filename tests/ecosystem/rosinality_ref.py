@@ -1,4 +1,4 @@
-"""rosinality's stylegan2-pytorch Generator written out for the tests: an independent, minimal plain-torch
+"""rosinality's stylegan2-pytorch Generator and Discriminator written out for the tests: an independent, minimal plain-torch
 re-implementation (no code copied) with its module and tensor names, so `load_state_dict(strict=True)` checks
 every key and shape a pSp / e4e / GANSpace loader expects, and its forward is the oracle for our exports.
 
@@ -6,7 +6,10 @@ Read from the published architecture: PixelNorm then n_mlp EqualLinear (lr_mul 0
 times sqrt 2); a learned 4x4 constant; styled convs = modulated conv (weight [1, O, I, k, k] times 1/sqrt(fan_in),
 modulation EqualLinear with bias 1, demodulation), the 2x ones as a stride-2 transposed conv followed by a 4x4
 blur padded (1, 1); per-pixel noise times a scalar weight; bias + leaky ReLU times sqrt 2; ToRGB a 1x1
-modulated conv without demodulation plus a [1, 3, 1, 1] bias, adding the 2x-upsampled previous image."""
+modulated conv without demodulation plus a [1, 3, 1, 1] bias, adding the 2x-upsampled previous image.
+The Discriminator: a 1x1 from-RGB conv layer, residual blocks (3x3 conv; blur then stride-2 3x3 conv; a
+blurred stride-2 1x1 skip without bias; sum over sqrt 2), minibatch stddev (groups of 4), a 3x3 conv and two
+EqualLinears."""
 
 from __future__ import annotations
 

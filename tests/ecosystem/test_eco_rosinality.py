@@ -284,3 +284,11 @@ def test_a_discriminator_of_another_layout_is_skipped_with_a_note(tmp_path):
     assert res.exit_code == 0, res.output
     assert "converted: g, g_ema\n" in res.output and "convs.0.0.weight is (8, 3, 1, 1)" in res.output
     assert load_networks(tmp_path / "m").D is None
+
+
+def test_an_official_snapshot_goes_through_the_same_check(golden_dir, tmp_path):
+    """--network takes official pickles too (read safely); this one's 64-channel ladder is not rosinality's."""
+    res = CliRunner().invoke(cli, ["export", "--format", "rosinality", "--network",
+                                   str(golden_dir / "official_tiny.pkl"), "--out", str(tmp_path / "o.pt")])
+    assert res.exit_code == 2 and "(4: 64, 8: 64, 16: 64, 32: 32)" in res.output
+    assert "channel_base = 16384*m with channel_max 512" in res.output and not (tmp_path / "o.pt").exists()
