@@ -147,9 +147,12 @@ def _load_legacy(path: Path, f: io.BufferedReader, size: int) -> Any:
         raise RefusedPickleError(f"{where}: written on a big-endian machine; not supported")
     pending: dict[str, torch.Tensor] = {}
 
+    claimed = [0]
+
     def allocate(key: str, dtype: torch.dtype, numel: int) -> torch.Tensor:
-        if numel * torch.empty(0, dtype=dtype).element_size() > size:
-            raise RefusedPickleError(f"{where}: storage {key!r} claims more bytes than the file holds")
+        claimed[0] += numel * torch.empty(0, dtype=dtype).element_size()
+        if claimed[0] > size:  # every storage's bytes follow in the file: together they cannot exceed it
+            raise RefusedPickleError(f"{where}: its storages claim more bytes than the file holds; refused")
         pending[key] = torch.empty(numel, dtype=dtype)
         return pending[key]
 

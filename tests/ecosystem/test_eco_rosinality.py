@@ -7,6 +7,7 @@ before anything runs; configurations rosinality cannot express are refused in on
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import pickle
@@ -292,3 +293,24 @@ def test_an_official_snapshot_goes_through_the_same_check(golden_dir, tmp_path):
                                    str(golden_dir / "official_tiny.pkl"), "--out", str(tmp_path / "o.pt")])
     assert res.exit_code == 2 and "(4: 64, 8: 64, 16: 64, 32: 32)" in res.output
     assert "channel_base = 16384*m with channel_max 512" in res.output and not (tmp_path / "o.pt").exists()
+
+
+def test_storages_claiming_more_than_the_file_are_refused_before_allocating(tmp_path):
+    """A legacy-layout file whose tensors each fit in it but together claim more than it holds is refused
+    while unpickling (before the storages are allocated or read)."""
+    class Claim:  # pickles as the persistent id torch.save writes for a storage, with a made-up size
+        def __init__(self, key):
+            self.key = key
+
+    class P(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("storage", torch.FloatStorage, obj.key, "cpu", 800) if isinstance(obj, Claim) else None
+
+    buf = io.BytesIO()
+    for head in (0x1950A86A20F9469CFC6C, 1001, {"little_endian": True}):
+        pickle.dump(head, buf, protocol=2)
+    P(buf, protocol=2).dump({"a": Claim("0"), "b": Claim("1")})
+    (tmp_path / "big.pt").write_bytes(buf.getvalue() + bytes(4000))  # 3,200 bytes each, 6,400 together
+    assert 3200 < (tmp_path / "big.pt").stat().st_size < 6400
+    with pytest.raises(RefusedPickleError, match="claim more bytes than the file holds"):
+        read_torch_save(tmp_path / "big.pt")
