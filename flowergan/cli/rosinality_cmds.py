@@ -26,7 +26,8 @@ def _refuse_graph_options() -> None:
              if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)]
     if given:
         raise click.UsageError(
-            f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to --format rosinality: the checkpoint holds weights and latent_avg; "
+            f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to --format rosinality: the "
+            f"checkpoint holds weights and latent_avg; "
             f"truncation and noise are chosen when sampling (g([z], truncation=psi, truncation_latent=latent_avg, "
             f"randomize_noise=False)). Drop the option.")
 

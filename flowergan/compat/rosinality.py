@@ -113,7 +113,8 @@ def _ros_shape(kind: str, shape: tuple[int, ...]) -> tuple[int, ...]:
 
 def key_pairs(cfg: ModelConfig) -> list[tuple[str, str, str]]:
     """(our state-dict key, rosinality key, kind of reshape) for every tensor the two share."""
-    pairs = [(f"mapping.fc{i}.{p}", f"style.{i + 1}.{p}", _MLP) for i in range(cfg.map_layers) for p in ("weight", "bias")]
+    pairs = [(f"mapping.fc{i}.{p}", f"style.{i + 1}.{p}", _MLP)
+             for i in range(cfg.map_layers) for p in ("weight", "bias")]
     pairs.append(("synthesis.b4.const", "input.input", _LEAD1))
 
     def conv(ours: str, theirs: str, noise: int) -> None:

@@ -152,7 +152,8 @@ def _load_legacy(path: Path, f: io.BufferedReader, size: int) -> Any:
     def allocate(key: str, dtype: torch.dtype, numel: int) -> torch.Tensor:
         claimed[0] += numel * torch.empty(0, dtype=dtype).element_size()
         if claimed[0] > size:  # every storage's bytes follow in the file: together they cannot exceed it
-            raise RefusedPickleError(f"{where}: its storages claim more bytes than the file holds (cut short, or not a genuine checkpoint); refused")
+            raise RefusedPickleError(f"{where}: its storages claim more bytes than the file holds (cut short, or "
+                                     f"not a genuine checkpoint); refused")
         pending[key] = torch.empty(numel, dtype=dtype)
         return pending[key]
 
