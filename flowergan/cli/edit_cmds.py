@@ -7,7 +7,16 @@ from pathlib import Path
 import click
 
 from flowergan import bounds
-from flowergan.cli.use_cmds import _image_bytes, _load, _usage_errors, network_options, style_options
+from flowergan.cli.use_cmds import (
+    _check_figure_memory,
+    _image_bytes,
+    _load,
+    _usage_errors,
+    figure_options,
+    figure_size,
+    network_options,
+    style_options,
+)
 
 
 def default_directions_path(source: Path, method: str, layers: str) -> Path:
@@ -72,11 +81,15 @@ def directions(network, device, method, layers, num, samples, seed, out):
 @click.option("--truncation-cutoff", type=click.IntRange(min=0), default=None,
               help="Truncate only the first N ws (default: all).")
 @click.option("--fps", type=float, default=15.0, show_default=True, help="Frames per second of a video.")
+@figure_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="grid.png (a row per start point, a column per strength) or video.mp4 / .gif (frame t: every start point at strength t).")
 def edit(network, device, dir_file, index, seeds, projected_w, strength, truncation_psi, class_idx, noise_mode,
-         truncation_cutoff, fps, out):
+         truncation_cutoff, fps, size, resample, plain, out):
     """Move seeds or a projected photo along a latent direction: a strip (PNG) or a video (MP4/GIF).
+
+    The strip is labeled (start points, strengths; the unedited column marked in red), each image at --size px
+    (default: the model resolution, at least 128); --plain gives the bare grid at the model resolution.
 
     \b
     Examples:
@@ -105,7 +118,8 @@ def edit(network, device, dir_file, index, seeds, projected_w, strength, truncat
     if seeds is not None:
         from flowergan.cli.use_cmds import _seeds
 
-        n = len(_seeds(seeds))
+        seeds_list = _seeds(seeds)
+        n = len(seeds_list)
     # every edited image is held at once (one strip or video): bounded before the model is loaded
     bounds.check_count(n * len(strengths), "batch", "--seeds x --strength")
     with _usage_errors():
@@ -125,9 +139,33 @@ def edit(network, device, dir_file, index, seeds, projected_w, strength, truncat
         images = pipe.edit(start, dirs, strengths, index=index, truncation_psi=truncation_psi, class_idx=class_idx,
                            noise_mode=noise_mode, truncation_cutoff=truncation_cutoff)
     N, T = images.shape[:2]
-    if suffix == ".png":
-        path = save_png(make_grid(images.reshape(N * T, *images.shape[2:]), cols=T), out)
+    if plain:
+        px = pipe.resolution
     else:
-        path = write_video(out, [make_grid(images[:, t], cols=N) for t in range(T)], fps=fps)
+        px = figure_size(pipe, size)
+        _check_figure_memory(pipe, px, N * T, f"{N} x {T} edited images at {px} px")
+    if suffix == ".png":
+        if plain:
+            fig = make_grid(images.reshape(N * T, *images.shape[2:]), cols=T)
+        else:
+            fig = edit_strip(images, px, resample, strengths, seeds_list if seeds is not None else None,
+                             f"direction {index} ({dirs.names[index]}), strength in std of w")
+        path = save_png(fig, out)
+    else:
+        from flowergan.inference.figures import resize_all
+
+        gap = 0 if plain or N == 1 else max(2, px // 64)
+        path = write_video(out, (make_grid(resize_all(images[:, t], px, resample), cols=N, pad=gap)
+                                 for t in range(T)), fps=fps)
     click.echo(f"wrote {path}: direction {index} ({dirs.names[index]}) of {Path(dir_file).name}, "
                f"{N} start point(s) x strengths {strengths[0]:g}..{strengths[-1]:g} ({T})")
+
+
+def edit_strip(images, size: int, resample: str, strengths, seeds: list[int] | None, title: str):
+    """The labeled edit strip: a row per start point, a column per strength, the unedited column(s) marked."""
+    from flowergan.inference.figures import labeled_grid, resize_all
+
+    rows = [f"seed {s}" for s in seeds] if seeds is not None else ["projection"] * images.shape[0]
+    cols = [("0 (unedited)" if v == 0 else f"{v:+g}") for v in strengths]
+    return labeled_grid(resize_all(images, size, resample), rows, cols, title=title,
+                        marked_cols=[i for i, v in enumerate(strengths) if v == 0])
