@@ -12,6 +12,7 @@ from flowergan.cli.use_cmds import (
     _image_bytes,
     _load,
     _usage_errors,
+    check_plain,
     figure_options,
     figure_size,
     network_options,
@@ -105,6 +106,7 @@ def edit(network, device, dir_file, index, seeds, projected_w, strength, truncat
     from flowergan.inference.video import VIDEO_SUFFIXES
 
     suffix = Path(out).suffix.lower()
+    check_plain(plain, size)
     if suffix not in (".png",) + VIDEO_SUFFIXES:
         raise click.BadParameter(f"{out}: use a name ending in .png (a strip) or .mp4 / .gif (a video)",
                                  param_hint="--out")

@@ -183,6 +183,12 @@ def figure_options(fn):
     return wrapper
 
 
+def check_plain(plain: bool, size: int | None) -> None:
+    """--plain draws at the model resolution: refuse a --size beside it (before any work)."""
+    if plain and size is not None:
+        raise click.UsageError("--plain draws the images at the model resolution; leave out --size (or --plain)")
+
+
 def figure_size(pipe, size: int | None, least: int = 128) -> int:
     """Pixels per image: `size`, else the model resolution but at least `least`."""
     return size if size is not None else max(pipe.resolution, least)
@@ -218,6 +224,7 @@ def mix(network, device, rows, cols, styles, truncation_psi, class_idx, noise_mo
     from flowergan.inference import save_png
 
     path = _check_png(out)
+    check_plain(plain, size)
     row_seeds, col_seeds = _seeds(rows, "--rows", "mix_seeds"), _seeds(cols, "--cols", "mix_seeds")
     if len(styles) > 10_000:
         raise click.BadParameter(f"{len(styles):,} characters; give ranges like '0-3'", param_hint="--styles")
@@ -283,6 +290,7 @@ def truncation(network, device, seeds, psis, class_idx, noise_mode, size, resamp
     from flowergan.inference.latents import parse_floats
 
     path = _check_png(out)
+    check_plain(plain, size)
     seed_list = _seeds(seeds, "--seeds", "mix_seeds")
     try:
         if len(psis) > 10_000:

@@ -197,3 +197,10 @@ def test_walk_grid_bad_input_is_one_line(tiny_dir, tmp_path, args, message):
     res = _run(["interpolate", "--network", tiny_dir, *args, "--out", tmp_path / "g.mp4"], ok=False)
     assert res.exit_code == 2 and message in res.output
     assert not (tmp_path / "g.mp4").exists()
+
+
+@pytest.mark.parametrize("cmd", [["mix", "--rows", "1", "--cols", "2"], ["truncation", "--seeds", "1"]])
+def test_plain_with_size_is_refused_before_work(tiny_dir, tmp_path, cmd):
+    res = _run([cmd[0], "--network", tiny_dir, *cmd[1:], "--plain", "--size", 64, "--out", tmp_path / "f.png"],
+               ok=False)
+    assert res.exit_code == 2 and "leave out --size" in res.output and not (tmp_path / "f.png").exists()
