@@ -90,7 +90,8 @@ def edit(network, device, dir_file, index, seeds, projected_w, strength, truncat
     """Move seeds or a projected photo along a latent direction: a strip (PNG) or a video (MP4/GIF).
 
     The strip is labeled (start points, strengths; the unedited column marked in red), each image at --size px
-    (default: the model resolution, at least 128); --plain gives the bare grid at the model resolution.
+    (default: the model resolution, at least 128), and a video's frames say their strength; --plain gives the
+    bare grid (and frames) at the model resolution.
 
     \b
     Examples:
@@ -153,12 +154,11 @@ def edit(network, device, dir_file, index, seeds, projected_w, strength, truncat
             fig = edit_strip(images, px, resample, strengths, seeds_list if seeds is not None else None,
                              f"direction {index} ({dirs.names[index]}), strength in std of w")
         path = save_png(fig, out)
+    elif plain:
+        path = write_video(out, (make_grid(images[:, t], cols=N) for t in range(T)), fps=fps)
     else:
-        from flowergan.inference.figures import resize_all
-
-        gap = 0 if plain or N == 1 else max(2, px // 64)
-        path = write_video(out, (make_grid(resize_all(images[:, t], px, resample), cols=N, pad=gap)
-                                 for t in range(T)), fps=fps)
+        path = write_video(out, edit_frames(images, px, resample, strengths, seeds_list if seeds is not None else None,
+                                            f"direction {index} ({dirs.names[index]})"), fps=fps)
     click.echo(f"wrote {path}: direction {index} ({dirs.names[index]}) of {Path(dir_file).name}, "
                f"{N} start point(s) x strengths {strengths[0]:g}..{strengths[-1]:g} ({T})")
 
@@ -171,3 +171,19 @@ def edit_strip(images, size: int, resample: str, strengths, seeds: list[int] | N
     cols = [("0 (unedited)" if v == 0 else f"{v:+g}") for v in strengths]
     return labeled_grid(resize_all(images, size, resample), rows, cols, title=title,
                         marked_cols=[i for i, v in enumerate(strengths) if v == 0])
+
+
+def edit_frames(images, size: int, resample: str, strengths, seeds: list[int] | None, name: str):
+    """Video frames of an edit: frame t shows every start point at strength t, labeled, all frames one size."""
+    import numpy as np
+
+    from flowergan.inference.figures import BG, labeled_grid, resize_all
+
+    N = images.shape[0]
+    cols = [f"seed {s}" for s in seeds] if seeds is not None else ["projection"] * N
+    frames = [labeled_grid(resize_all(images[:, t], size, resample)[None], (), cols,
+                           title=f"{name}: {v:+.2f} std") for t, v in enumerate(strengths)]
+    H, W = max(f.shape[0] for f in frames), max(f.shape[1] for f in frames)
+    for f in frames:  # a longer title may widen a frame: pad every frame to the largest (white, right/bottom)
+        yield f if f.shape[:2] == (H, W) else np.pad(f, ((0, H - f.shape[0]), (0, W - f.shape[1]), (0, 0)),
+                                                     constant_values=BG)

@@ -204,3 +204,38 @@ def test_plain_with_size_is_refused_before_work(tiny_dir, tmp_path, cmd):
     res = _run([cmd[0], "--network", tiny_dir, *cmd[1:], "--plain", "--size", 64, "--out", tmp_path / "f.png"],
                ok=False)
     assert res.exit_code == 2 and "leave out --size" in res.output and not (tmp_path / "f.png").exists()
+
+
+def test_edit_video_frames_are_labeled_with_their_strength(tiny_dir, tmp_path, pipe, frames_written):
+    d = pipe.directions(method="sefa", num=2, samples=100)
+    d.save(tmp_path / "d.safetensors")
+    _run(["edit", "--network", tiny_dir, "--directions", tmp_path / "d.safetensors", "--seeds", "3,4",
+          "--strength", "-2,0,2", "--size", 64, "--resample", "nearest", "--out", tmp_path / "e.mp4",
+          "--device", "cpu"])
+    frames = frames_written["frames"]
+    assert len(frames) == 3 and len({f.shape for f in frames}) == 1
+    edited = pipe.edit([3, 4], d, [-2.0, 0.0, 2.0], index=0)
+    for t in range(3):
+        (y3, x3), = _find(frames[t], _upscale(edited[0, t], 2))
+        assert _find(frames[t], _upscale(edited[1, t], 2)) == [(y3, x3 + 64 + 2)]  # side by side, a 2 px gap
+    title = slice(0, y3)
+    assert _dark(frames[0][title]) > 20 and not np.array_equal(frames[0][title], frames[2][title])  # -2 vs +2
+
+
+def test_odd_sized_frames_are_padded_for_h264_not_rescaled(tmp_path, caplog):
+    from flowergan.inference.video import ffmpeg_available, write_video
+
+    if not ffmpeg_available():
+        pytest.skip("imageio-ffmpeg is not installed")
+    import imageio_ffmpeg
+
+    frame = np.zeros((51, 67, 3), np.uint8)
+    frame[:, :33] = 200  # left half light, right half dark: a rescale would move the edge
+    with caplog.at_level("WARNING"):
+        write_video(tmp_path / "odd.mp4", [frame] * 3, fps=5)
+    reader = imageio_ffmpeg.read_frames(str(tmp_path / "odd.mp4"))
+    meta = next(reader)
+    assert tuple(meta["size"]) == (68, 52)
+    got = np.frombuffer(next(reader), np.uint8).reshape(52, 68, 3)
+    assert np.abs(got[2:49, 2:31].astype(int) - 200).max() < 12 and got[2:49, 36:65].max() < 12
+    assert "resizing" not in caplog.text  # imageio-ffmpeg's warning when it rescales a frame
