@@ -32,10 +32,14 @@ async function api(path, body) {
   return data;
 }
 
+const SEED_NAMES = { seed: "Seed", "mix-a": "Seed A", "mix-b": "Seed B", "edit-seed": "The start seed" };
+
 function seedValue(id) {
-  const v = Number($(id).value);
+  const text = $(id).value.trim();
+  const v = Number(text);
   if (!Number.isInteger(v) || v < 0 || v > MAX_SEED) {
-    throw new Error(`${id}: the seed must be an integer in [0, ${MAX_SEED}]`);
+    throw new Error(`${SEED_NAMES[id] || id} ${JSON.stringify(text)} is not a seed: give a whole number in ` +
+                    `[0, ${MAX_SEED}]`);
   }
   return v;
 }
@@ -87,7 +91,8 @@ const PANELS = {
   gen: { section: "panel-generate", name: "Generate", captions: ["gen-caption"] },
   grid: { section: "panel-grid", name: "Seed grid", captions: ["grid-caption"] },
   mix: { section: "panel-mix", name: "Style mixing", captions: ["mix-caption"] },
-  walk: { section: "panel-walk", name: "Latent walk", captions: ["walk-caption"] },
+  walk: { section: "panel-walk", name: "Latent walk", captions: ["walk-caption"],
+          onError: () => playWalk(false) },  // the old walk stops, so its frame counter stays cleared
   file: { section: "panel-walk", name: "Latent walk", captions: [] },
   dirs: { section: "panel-edit", name: "Directions", captions: [] },
   edit: { section: "panel-edit", name: "Directions", captions: ["edit-caption"] },
@@ -122,6 +127,7 @@ async function run(panel, label, fn) {
     const message = String((err && err.message) || err);
     errorPanel = panel;
     panelError(panel, message);
+    if (PANELS[panel].onError) PANELS[panel].onError();
     for (const id of PANELS[panel].captions) $(id).textContent = "";
     setStatus(`${PANELS[panel].name}: ${message}`, true);
   }
