@@ -7,7 +7,17 @@ from pathlib import Path
 import click
 
 from flowergan import bounds
-from flowergan.cli.use_cmds import _image_bytes, _load, _usage_errors, network_options, style_options
+from flowergan.cli.use_cmds import (
+    _check_figure_memory,
+    _image_bytes,
+    _load,
+    _usage_errors,
+    check_plain,
+    figure_options,
+    figure_size,
+    network_options,
+    style_options,
+)
 
 
 def default_directions_path(source: Path, method: str, layers: str) -> Path:
@@ -72,11 +82,16 @@ def directions(network, device, method, layers, num, samples, seed, out):
 @click.option("--truncation-cutoff", type=click.IntRange(min=0), default=None,
               help="Truncate only the first N ws (default: all).")
 @click.option("--fps", type=float, default=15.0, show_default=True, help="Frames per second of a video.")
+@figure_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="grid.png (a row per start point, a column per strength) or video.mp4 / .gif (frame t: every start point at strength t).")
 def edit(network, device, dir_file, index, seeds, projected_w, strength, truncation_psi, class_idx, noise_mode,
-         truncation_cutoff, fps, out):
+         truncation_cutoff, fps, size, resample, plain, out):
     """Move seeds or a projected photo along a latent direction: a strip (PNG) or a video (MP4/GIF).
+
+    The strip is labeled (start points, strengths; the unedited column marked in red), each image at --size px
+    (default: the model resolution, at least 128), and a video's frames say their strength; --plain gives the
+    bare grid (and frames) at the model resolution.
 
     \b
     Examples:
@@ -92,6 +107,7 @@ def edit(network, device, dir_file, index, seeds, projected_w, strength, truncat
     from flowergan.inference.video import VIDEO_SUFFIXES
 
     suffix = Path(out).suffix.lower()
+    check_plain(plain, size)
     if suffix not in (".png",) + VIDEO_SUFFIXES:
         raise click.BadParameter(f"{out}: use a name ending in .png (a strip) or .mp4 / .gif (a video)",
                                  param_hint="--out")
@@ -105,7 +121,8 @@ def edit(network, device, dir_file, index, seeds, projected_w, strength, truncat
     if seeds is not None:
         from flowergan.cli.use_cmds import _seeds
 
-        n = len(_seeds(seeds))
+        seeds_list = _seeds(seeds)
+        n = len(seeds_list)
     # every edited image is held at once (one strip or video): bounded before the model is loaded
     bounds.check_count(n * len(strengths), "batch", "--seeds x --strength")
     with _usage_errors():
@@ -125,9 +142,48 @@ def edit(network, device, dir_file, index, seeds, projected_w, strength, truncat
         images = pipe.edit(start, dirs, strengths, index=index, truncation_psi=truncation_psi, class_idx=class_idx,
                            noise_mode=noise_mode, truncation_cutoff=truncation_cutoff)
     N, T = images.shape[:2]
-    if suffix == ".png":
-        path = save_png(make_grid(images.reshape(N * T, *images.shape[2:]), cols=T), out)
+    if plain:
+        px = pipe.resolution
     else:
-        path = write_video(out, [make_grid(images[:, t], cols=N) for t in range(T)], fps=fps)
+        px = figure_size(pipe, size)
+        _check_figure_memory(pipe, px, N * T, f"{N} x {T} edited images at {px} px")
+    if suffix == ".png":
+        if plain:
+            fig = make_grid(images.reshape(N * T, *images.shape[2:]), cols=T)
+        else:
+            fig = edit_strip(images, px, resample, strengths, seeds_list if seeds is not None else None,
+                             f"direction {index} ({dirs.names[index]}), strength in std of w")
+        path = save_png(fig, out)
+    elif plain:
+        path = write_video(out, (make_grid(images[:, t], cols=N) for t in range(T)), fps=fps)
+    else:
+        path = write_video(out, edit_frames(images, px, resample, strengths, seeds_list if seeds is not None else None,
+                                            f"direction {index} ({dirs.names[index]})"), fps=fps)
     click.echo(f"wrote {path}: direction {index} ({dirs.names[index]}) of {Path(dir_file).name}, "
                f"{N} start point(s) x strengths {strengths[0]:g}..{strengths[-1]:g} ({T})")
+
+
+def edit_strip(images, size: int, resample: str, strengths, seeds: list[int] | None, title: str):
+    """The labeled edit strip: a row per start point, a column per strength, the unedited column(s) marked."""
+    from flowergan.inference.figures import labeled_grid, resize_all
+
+    rows = [f"seed {s}" for s in seeds] if seeds is not None else ["projection"] * images.shape[0]
+    cols = [("0 (unedited)" if v == 0 else f"{v:+g}") for v in strengths]
+    return labeled_grid(resize_all(images, size, resample), rows, cols, title=title,
+                        marked_cols=[i for i, v in enumerate(strengths) if v == 0])
+
+
+def edit_frames(images, size: int, resample: str, strengths, seeds: list[int] | None, name: str):
+    """Video frames of an edit: frame t shows every start point at strength t, labeled, all frames one size."""
+    import numpy as np
+
+    from flowergan.inference.figures import BG, labeled_grid, resize_all
+
+    N = images.shape[0]
+    cols = [f"seed {s}" for s in seeds] if seeds is not None else ["projection"] * N
+    frames = [labeled_grid(resize_all(images[:, t], size, resample)[None], (), cols,
+                           title=f"{name}: {v:+.2f} std") for t, v in enumerate(strengths)]
+    H, W = max(f.shape[0] for f in frames), max(f.shape[1] for f in frames)
+    for f in frames:  # a longer title may widen a frame: pad every frame to the largest (white, right/bottom)
+        yield f if f.shape[:2] == (H, W) else np.pad(f, ((0, H - f.shape[0]), (0, W - f.shape[1]), (0, 0)),
+                                                     constant_values=BG)

@@ -167,6 +167,41 @@ def _read_projected_w(path: str, pipe):
     return ws.reshape(-1, *want)
 
 
+def figure_options(fn):
+    """--size, --resample and --plain of the PNG figures (mix, truncation, edit strips)."""
+
+    @click.option("--size", type=click.IntRange(8, 2048), default=None,
+                  help="Pixels per image in the figure (default: the model resolution, at least 128).")
+    @click.option("--resample", type=click.Choice(["lanczos", "nearest"]), default="lanczos", show_default=True,
+                  help="How images are scaled to --size.")
+    @click.option("--plain", is_flag=True,
+                  help="The bare official layout: images edge to edge at the model resolution, no labels or gaps.")
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def check_plain(plain: bool, size: int | None) -> None:
+    """--plain draws at the model resolution: refuse a --size beside it (before any work)."""
+    if plain and size is not None:
+        raise click.UsageError("--plain draws the images at the model resolution; leave out --size (or --plain)")
+
+
+def figure_size(pipe, size: int | None, least: int = 128) -> int:
+    """Pixels per image: `size`, else the model resolution but at least `least`."""
+    return size if size is not None else max(pipe.resolution, least)
+
+
+def _check_figure_memory(pipe, size: int, cells: int, what: str) -> None:
+    bounds.check_memory(4 * cells * size * size * 3 + _image_bytes(pipe, cells), "--size", what)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:g}"
+
+
 @click.command()
 @network_options
 @click.option("--rows", required=True, help="Row seeds (their images keep their other layers), e.g. 85,100,75.")
@@ -174,10 +209,13 @@ def _read_projected_w(path: str, pipe):
 @click.option("--styles", default="coarse", show_default=True,
               help="Layers taken from the column seed: '0-3', '0,2,5-7', or coarse / middle / fine / all.")
 @style_options
+@figure_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Figure file (.png).")
-def mix(network, device, rows, cols, styles, truncation_psi, class_idx, noise_mode, out):
+def mix(network, device, rows, cols, styles, truncation_psi, class_idx, noise_mode, size, resample, plain, out):
     """Style-mixing figure: top row = column seeds, left column = row seeds, cell = row seed with the column
     seed's styles on the chosen layers.
+
+    Labeled (seeds, layers) with gaps, each image at --size px; --plain gives the bare official layout.
 
     \b
     Example:
@@ -186,6 +224,7 @@ def mix(network, device, rows, cols, styles, truncation_psi, class_idx, noise_mo
     from flowergan.inference import save_png
 
     path = _check_png(out)
+    check_plain(plain, size)
     row_seeds, col_seeds = _seeds(rows, "--rows", "mix_seeds"), _seeds(cols, "--cols", "mix_seeds")
     if len(styles) > 10_000:
         raise click.BadParameter(f"{len(styles):,} characters; give ranges like '0-3'", param_hint="--styles")
@@ -195,8 +234,41 @@ def mix(network, device, rows, cols, styles, truncation_psi, class_idx, noise_mo
                         f"a {R} x {K} style-mixing figure")
     with _usage_errors():
         r = pipe.mix(row_seeds, col_seeds, styles, truncation_psi, class_idx, noise_mode)
-    save_png(r.figure(), path)
+    if not plain:
+        px = figure_size(pipe, size)
+        _check_figure_memory(pipe, px, (R + 1) * (K + 1), f"a {R} x {K} style-mixing figure at {px} px")
+    save_png(r.figure() if plain else mix_figure(r, pipe.num_ws, px, resample), path)
     click.echo(f"wrote {path} ({len(r.row_seeds)} x {len(r.col_seeds)} cells, layers {r.styles} of {pipe.num_ws})")
+
+
+def _layers_text(layers: list[int], num_ws: int) -> str:
+    if not layers:
+        return "no layers"
+    if layers == list(range(layers[0], layers[-1] + 1)):
+        span = f"{layers[0]}" if len(layers) == 1 else f"{layers[0]}-{layers[-1]}"
+    else:
+        span = ",".join(map(str, layers))
+    return f"layers {span} of {num_ws}"
+
+
+def mix_figure(r, num_ws: int, size: int, resample: str = "lanczos"):
+    """The labeled style-mixing figure: column seeds on top, row seeds on the left, a text corner."""
+    import numpy as np
+
+    from flowergan.inference.figures import labeled_grid, resize_all, text_tile
+
+    rows = resize_all(r.row_images, size, resample)   # [R, S, S, C]
+    cols = resize_all(r.col_images, size, resample)   # [K, S, S, C]
+    cells = resize_all(r.cells, size, resample)       # [R, K, S, S, C]
+    if rows.shape[-1] == 1:
+        rows, cols, cells = (np.repeat(a, 3, axis=-1) for a in (rows, cols, cells))
+    corner = text_tile(["rows keep", "their image;", "columns give", _layers_text(r.styles, num_ws)], size, size)
+    top = np.concatenate([corner[None], cols])[None]                        # [1, K+1, S, S, 3]
+    body = np.concatenate([rows[:, None], cells], axis=1)                   # [R, K+1, S, S, 3]
+    grid = np.concatenate([top, body])                                      # [R+1, K+1, S, S, 3]
+    return labeled_grid(grid, [""] + [f"seed {s}" for s in r.row_seeds],
+                        [""] + [f"seed {s}" for s in r.col_seeds],
+                        title=f"style mixing: {_layers_text(r.styles, num_ws)} from the column seed")
 
 
 @click.command()
@@ -205,9 +277,10 @@ def mix(network, device, rows, cols, styles, truncation_psi, class_idx, noise_mo
 @click.option("--psi", "psis", default="1,0.7,0.5,0", show_default=True, help="Truncation values (columns).")
 @click.option("--class", "class_idx", type=int, default=None, help="Class index (conditional models only).")
 @click.option("--noise-mode", type=click.Choice(NOISE_CHOICES), default="const", show_default=True)
+@figure_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Figure file (.png).")
-def truncation(network, device, seeds, psis, class_idx, noise_mode, out):
-    """Truncation sweep figure: one row per seed, one column per psi.
+def truncation(network, device, seeds, psis, class_idx, noise_mode, size, resample, plain, out):
+    """Truncation sweep figure: one row per seed, one column per psi (labeled, psi 1 = untruncated marked).
 
     \b
     Example:
@@ -217,6 +290,7 @@ def truncation(network, device, seeds, psis, class_idx, noise_mode, out):
     from flowergan.inference.latents import parse_floats
 
     path = _check_png(out)
+    check_plain(plain, size)
     seed_list = _seeds(seeds, "--seeds", "mix_seeds")
     try:
         if len(psis) > 10_000:
@@ -233,46 +307,95 @@ def truncation(network, device, seeds, psis, class_idx, noise_mode, out):
     with _usage_errors():
         sweep = pipe.truncation_sweep(seed_list, psi_list, class_idx, noise_mode)
     S, P = sweep.shape[:2]
-    save_png(make_grid(sweep.reshape(S * P, *sweep.shape[2:]), cols=P), path)
+    if plain:
+        fig = make_grid(sweep.reshape(S * P, *sweep.shape[2:]), cols=P)
+    else:
+        from flowergan.inference.figures import labeled_grid, resize_all
+
+        px = figure_size(pipe, size)
+        _check_figure_memory(pipe, px, S * P, f"a {S} x {P} truncation figure at {px} px")
+        fig = labeled_grid(resize_all(sweep, px, resample), [f"seed {s}" for s in seed_list],
+                           [f"psi {_fmt(v)}" + (" (none)" if v == 1 else "") for v in psi_list], title="truncation: w = w_avg + psi (w - w_avg)",
+                           marked_cols=[i for i, v in enumerate(psi_list) if v == 1])
+    save_png(fig, path)
     click.echo(f"wrote {path} ({S} seeds x psi {psi_list})")
 
 
 @click.command()
 @network_options
-@click.option("--seeds", required=True, help="Key seeds in order, e.g. 1,2,3.")
+@click.option("--seeds", required=True, help="Key seeds in order, e.g. 1,2,3 (with --grid: every cell's seeds).")
 @click.option("--frames", type=click.IntRange(min=1), default=30, show_default=True,
               help="Frames per transition between consecutive seeds.")
 @click.option("--space", type=click.Choice(["z", "w"]), default="z", show_default=True,
               help="z: spherical interpolation of z; w: linear interpolation of w.")
-@click.option("--loop", is_flag=True, help="Return to the first seed at the end.")
+@click.option("--loop", is_flag=True, help="Return to the first seed at the end (always on with --grid).")
+@click.option("--grid", "grid_shape", default=None, metavar="COLSxROWS",
+              help="A walk grid (as the official gen_video.py --grid): e.g. 3x2 splits --seeds into 6 equal runs, "
+                   "each cell walks its own loop, all in one video.")
+@click.option("--size", type=click.IntRange(8, 2048), default=None,
+              help="Pixels per image (default: the model resolution, at least 256; with --grid at least 128).")
+@click.option("--resample", type=click.Choice(["lanczos", "nearest"]), default="lanczos", show_default=True,
+              help="How frames are scaled to --size.")
 @click.option("--fps", type=float, default=30.0, show_default=True, callback=finite(0, 240, positive=True),
               help="Frames per second (up to 240).")
 @style_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Video file: .mp4 or .gif.")
-def interpolate(network, device, seeds, frames, space, loop, fps, truncation_psi, class_idx, noise_mode, out):
+def interpolate(network, device, seeds, frames, space, loop, grid_shape, size, resample, fps, truncation_psi,
+                class_idx, noise_mode, out):
     """Latent walk video through the seeds (MP4 via imageio-ffmpeg; GIF for .gif or when ffmpeg is missing).
 
     \b
-    Example:
+    Examples:
       flowergan interpolate --network models/flowers --seeds 1,2,3 --frames 30 --space w --loop --out walk.mp4
+      flowergan interpolate --network models/flowers --seeds 0-11 --grid 3x2 --frames 20 --out walk-grid.mp4
     """
     from flowergan.inference import write_video
+    from flowergan.inference.figures import resize_all, tile_frame
     from flowergan.inference.video import VIDEO_SUFFIXES, ffmpeg_available
 
     if Path(out).suffix.lower() not in VIDEO_SUFFIXES:
         raise click.BadParameter(f"{out}: use a name ending in .mp4 or .gif", param_hint="--out")
     seed_list = _seeds(seeds)
-    total = (len(seed_list) if loop else max(len(seed_list) - 1, 0)) * frames + 1
+    gcols, grows = _grid_shape(grid_shape) if grid_shape else (1, 1)
+    cells = gcols * grows
+    if len(seed_list) % cells or len(seed_list) // cells < 2:
+        raise click.BadParameter(f"{len(seed_list)} seed(s) for a {gcols}x{grows} grid: give a multiple of {cells} "
+                                 f"seeds, at least 2 per cell (e.g. 0-{2 * cells - 1})", param_hint="--seeds")
+    loop = loop or cells > 1
+    per_cell = len(seed_list) // cells
+    walks = [seed_list[i * per_cell:(i + 1) * per_cell] for i in range(cells)]
+    total = (per_cell if loop else per_cell - 1) * frames + 1
     bounds.check_count(total, "frames", "--frames")
+    bounds.check_count(total * cells, "frames", "--frames x --grid")
     pipe = _load(network, device)
-    bounds.check_memory(2 * _image_bytes(pipe, total) + 4 * total * pipe.num_ws * pipe.w_dim, "--frames",
-                        f"a video of {total:,} frames")
+    px = figure_size(pipe, size, 256 if cells == 1 else 128)
+    bounds.check_memory(2 * _image_bytes(pipe, total * cells) + 4 * total * cells * pipe.num_ws * pipe.w_dim
+                        + 3 * px * px * 3 * cells, "--frames", f"a video of {total:,} frames")
     with _usage_errors():
-        video = pipe.interpolate(seed_list, frames, space, truncation_psi, class_idx, noise_mode, loop)
+        videos = [pipe.interpolate(w, frames, space, truncation_psi, class_idx, noise_mode, loop) for w in walks]
     if Path(out).suffix.lower() == ".mp4" and not ffmpeg_available():
         click.echo("ffmpeg is unavailable (pip install imageio-ffmpeg): writing a GIF instead of MP4", err=True)
-    path = write_video(out, video, fps=fps)
-    click.echo(f"wrote {path} ({len(video)} frames, {space} space)")
+    gap = 0 if cells == 1 else max(2, px // 64)
+
+    def frames_out():
+        for t in range(total):
+            yield tile_frame(resize_all([v[t] for v in videos], px, resample), gcols, gap=gap)
+
+    path = write_video(out, frames_out(), fps=fps)
+    shape = f", a {gcols}x{grows} grid" if cells > 1 else ""
+    click.echo(f"wrote {path} ({total} frames of {px} px{shape}, {space} space)")
+
+
+def _grid_shape(text: str) -> tuple[int, int]:
+    """'3x2' -> (3 columns, 2 rows)."""
+    parts = text.lower().split("x")
+    try:
+        c, r = (int(v) for v in parts)
+        if not (1 <= c <= 16 and 1 <= r <= 16):
+            raise ValueError
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: give COLSxROWS with 1-16 each, e.g. 3x2", param_hint="--grid") from None
+    return c, r
 
 
 @click.command()

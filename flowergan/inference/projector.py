@@ -104,8 +104,14 @@ def project(
     optimize_noise: bool = True,
     progress: bool = True,
     callback: Callable[[int, float], None] | None = None,
+    preview: Callable[[int, torch.Tensor], None] | None = None,  # (step, image [1, C, H, W] in ~[-1, 1])
 ) -> ProjectionResult:
-    """Find w (or w+) whose image matches `target`. The defaults are the official projector's."""
+    """Find w (or w+) whose image matches `target`. The defaults are the official projector's.
+
+    The random draws come from a generator of its own (seeded with `seed`), never the global RNG, so a
+    projection running beside other work (the explorer's generation) neither disturbs it nor is disturbed.
+    `preview`, when given, receives every step's image (detached), as the official projector's video shows it.
+    """
     if space not in SPACES:
         raise ValueError(f"space {space!r}: choose 'w' or 'w+'")
     if not isinstance(steps, int) or steps < 1:
@@ -125,64 +131,65 @@ def project(
     G_orig = G
     G = copy.deepcopy(G).eval().requires_grad_(False)
     num_ws = G.num_ws
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        w_avg, w_std = w_stats(G, c, samples=w_avg_samples)
+    gen = torch.Generator(device=device).manual_seed(seed)  # the same stream torch.manual_seed(seed) gives
+    w_avg, w_std = w_stats(G, c, samples=w_avg_samples)
 
-        noise_bufs = [buf for name, buf in G.synthesis.named_buffers() if "noise_const" in name]
-        target_t = torch.from_numpy(target.copy()).to(device).permute(2, 0, 1)[None].to(torch.float32)  # [1, C, H, W]
+    noise_bufs = [buf for name, buf in G.synthesis.named_buffers() if "noise_const" in name]
+    target_t = torch.from_numpy(target.copy()).to(device).permute(2, 0, 1)[None].to(torch.float32)  # [1, C, H, W]
+    if net is not None:
+        target_feat = lpips_features(net, target_t)
+    target_f = target_t / 127.5 - 1
+
+    w_init = w_avg if space == "w" else w_avg.repeat(1, num_ws, 1)
+    w_opt = w_init.clone().detach().requires_grad_(True)
+    params = [w_opt] + (noise_bufs if optimize_noise else [])
+    optimizer = torch.optim.Adam(params, betas=(0.9, 0.999), lr=lr)
+    if optimize_noise:
+        for buf in noise_bufs:
+            buf[:] = torch.randn(buf.shape, generator=gen, device=device, dtype=buf.dtype)
+            buf.requires_grad = True
+
+    w_steps = torch.zeros([steps, num_ws, G.w_dim], device=device)
+    losses: list[float] = []
+    from tqdm.auto import tqdm
+
+    bar = tqdm(range(steps), desc=f"project ({loss_name})", disable=not progress, leave=False)
+    for step in bar:
+        t = step / steps
+        w_noise_scale = w_std * initial_noise_factor * max(0.0, 1.0 - t / noise_ramp_length) ** 2
+        lr_ramp = min(1.0, (1.0 - t) / lr_rampdown_length)
+        lr_ramp = 0.5 - 0.5 * np.cos(lr_ramp * np.pi)
+        lr_ramp = lr_ramp * min(1.0, t / lr_rampup_length)
+        for group in optimizer.param_groups:
+            group["lr"] = lr * lr_ramp
+
+        ws = w_opt + torch.randn(w_opt.shape, generator=gen, device=device, dtype=w_opt.dtype) * w_noise_scale
+        if space == "w":
+            ws = ws.repeat(1, num_ws, 1)
+        synth = G.synthesis(ws, noise_mode="const")  # [1, C, H, W], ~[-1, 1]
         if net is not None:
-            target_feat = lpips_features(net, target_t)
-        target_f = target_t / 127.5 - 1
-
-        w_init = w_avg if space == "w" else w_avg.repeat(1, num_ws, 1)
-        w_opt = w_init.clone().detach().requires_grad_(True)
-        params = [w_opt] + (noise_bufs if optimize_noise else [])
-        optimizer = torch.optim.Adam(params, betas=(0.9, 0.999), lr=lr)
+            dist = (target_feat - lpips_features(net, (synth + 1) * (255 / 2))).square().sum()
+        else:
+            dist = pyramid_loss(synth, target_f)
+        loss = dist
+        if optimize_noise and noise_bufs:
+            loss = dist + _noise_reg(noise_bufs) * regularize_noise_weight
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        d = float(dist.detach())
+        losses.append(d)
+        bar.set_postfix(dist=f"{d:.4f}")
+        w_steps[step] = (w_opt.detach() if space == "w+" else w_opt.detach().repeat(1, num_ws, 1))[0]
         if optimize_noise:
-            for buf in noise_bufs:
-                buf[:] = torch.randn_like(buf)
-                buf.requires_grad = True
-
-        w_steps = torch.zeros([steps, num_ws, G.w_dim], device=device)
-        losses: list[float] = []
-        from tqdm.auto import tqdm
-
-        bar = tqdm(range(steps), desc=f"project ({loss_name})", disable=not progress, leave=False)
-        for step in bar:
-            t = step / steps
-            w_noise_scale = w_std * initial_noise_factor * max(0.0, 1.0 - t / noise_ramp_length) ** 2
-            lr_ramp = min(1.0, (1.0 - t) / lr_rampdown_length)
-            lr_ramp = 0.5 - 0.5 * np.cos(lr_ramp * np.pi)
-            lr_ramp = lr_ramp * min(1.0, t / lr_rampup_length)
-            for group in optimizer.param_groups:
-                group["lr"] = lr * lr_ramp
-
-            ws = w_opt + torch.randn_like(w_opt) * w_noise_scale
-            if space == "w":
-                ws = ws.repeat(1, num_ws, 1)
-            synth = G.synthesis(ws, noise_mode="const")  # [1, C, H, W], ~[-1, 1]
-            if net is not None:
-                dist = (target_feat - lpips_features(net, (synth + 1) * (255 / 2))).square().sum()
-            else:
-                dist = pyramid_loss(synth, target_f)
-            loss = dist
-            if optimize_noise and noise_bufs:
-                loss = dist + _noise_reg(noise_bufs) * regularize_noise_weight
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            d = float(dist.detach())
-            losses.append(d)
-            bar.set_postfix(dist=f"{d:.4f}")
-            w_steps[step] = (w_opt.detach() if space == "w+" else w_opt.detach().repeat(1, num_ws, 1))[0]
-            if optimize_noise:
-                with torch.no_grad():
-                    for buf in noise_bufs:
-                        buf -= buf.mean()
-                        buf *= buf.square().mean().rsqrt()
-            if callback is not None:
-                callback(step, d)
+            with torch.no_grad():
+                for buf in noise_bufs:
+                    buf -= buf.mean()
+                    buf *= buf.square().mean().rsqrt()
+        if callback is not None:
+            callback(step, d)
+        if preview is not None:
+            preview(step, synth.detach())
     result = ProjectionResult(w=w_steps[-1].cpu().numpy().astype(np.float32), image=np.empty(0), target=target,
                               psnr=float("nan"), loss_name=loss_name, space=space,
                               w_steps=w_steps.cpu().numpy().astype(np.float32), losses=losses)

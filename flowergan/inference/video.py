@@ -40,6 +40,15 @@ def _rgb(frame: np.ndarray) -> np.ndarray:
     return np.repeat(frame, 3, axis=2) if frame.shape[2] == 1 else frame
 
 
+def _even(frame: np.ndarray) -> np.ndarray:
+    """H.264 in yuv420p needs even sizes: repeat the last row/column of an odd-sized frame (labeled figures
+    can be any size; without this ffmpeg's writer would rescale the whole frame and warn)."""
+    h, w = frame.shape[:2]
+    if h % 2 or w % 2:
+        frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    return np.ascontiguousarray(frame)
+
+
 def _write_gif(path: Path, frames: Iterable[np.ndarray], fps: float) -> None:
     images = [PIL.Image.fromarray(_rgb(f), "RGB") for f in frames]
     if not images:
@@ -55,7 +64,7 @@ def _write_mp4(path: Path, frames: Iterable[np.ndarray], fps: float) -> None:
     count = 0
     try:
         for frame in frames:
-            frame = np.ascontiguousarray(_rgb(frame))
+            frame = _even(_rgb(frame))
             if writer is None:
                 h, w = frame.shape[:2]
                 writer = imageio_ffmpeg.write_frames(

@@ -121,38 +121,120 @@ def save_grid(images: torch.Tensor, path: Path, cols: int | None = None) -> np.n
     return grid
 
 
-def plot_progress(log_path: Path, out_path: Path) -> bool:
-    """Plot losses, augmentation p and FID against kimg into a PNG; False when matplotlib is missing."""
-    try:
-        import matplotlib
+# the curves of progress.png: log key -> legend label (which network each loss belongs to, in words)
+LOSS_CURVES = {"Loss/G/loss": "G loss (fakes judged real)", "Loss/D/loss_real": "D loss on reals",
+               "Loss/D/loss_fake": "D loss on fakes"}
+REG_CURVES = {"Loss/r1_penalty": "D: R1 penalty", "Loss/pl_penalty": "G: path-length penalty"}
+ADA_TARGET = 0.6  # the official ADA target of r_t (sign of D on reals)
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+
+def smooth(ys: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving average over `window` points (shrinking at the ends): same length as `ys`."""
+    ys = np.asarray(ys, dtype=np.float64)
+    n = len(ys)
+    if window <= 1 or n < 3:
+        return ys.copy()
+    h = window // 2
+    c = np.concatenate([[0.0], np.cumsum(ys)])
+    lo, hi = np.maximum(np.arange(n) - h, 0), np.minimum(np.arange(n) + h + 1, n)
+    return (c[hi] - c[lo]) / (hi - lo)
+
+
+def _series(recs: list[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray] | None:
+    pts = [(r["kimg"], r[key]) for r in recs
+           if isinstance(r.get(key), (int, float)) and not isinstance(r.get(key), bool) and math.isfinite(r[key])]
+    if not pts:
+        return None
+    xs, ys = np.array(pts, dtype=np.float64).T
+    return xs, ys
+
+
+def _curve(ax, xs: np.ndarray, ys: np.ndarray, label: str, color) -> None:
+    """The raw values faint, a smoothed curve over them (markers when there are few points)."""
+    if len(xs) < 30:
+        ax.plot(xs, ys, marker="o", ms=3, color=color, label=label)
+        return
+    ax.plot(xs, ys, color=color, alpha=0.25, lw=0.8)
+    ax.plot(xs, smooth(ys, max(3, len(xs) // 25)), color=color, lw=1.8, label=label)
+
+
+def progress_figure(records: list[dict[str, Any]]):
+    """A matplotlib Figure of training progress against kimg, or None when there is nothing to plot.
+
+    Panels, each only when the log holds its values: "Losses" (G and D, named), "Regularisers" (R1 of D,
+    path length of G), "ADA" (p on the left axis, r_t on its own right axis with the 0.6 target line; only when
+    p moved or r_t was logged) and "Metrics" (FID etc., only when metrics ran).
+    """
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    recs = [r for r in records if isinstance(r, dict) and isinstance(r.get("kimg"), (int, float))]
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+
+    def group(curves: dict[str, str]) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        return [(label, *xy) for key, label in curves.items() if (xy := _series(recs, key)) is not None]
+
+    losses, regs = group(LOSS_CURVES), group(REG_CURVES)
+    p, rt = _series(recs, "Progress/augment"), _series(recs, "Progress/rt")
+    ada = rt is not None or (p is not None and bool(np.any(p[1] != 0)))
+    metric_keys = sorted({k for r in recs for k in r if k.startswith("Metrics/")})
+    metrics = [(k.split("/", 1)[1].upper(), *xy) for k in metric_keys if (xy := _series(recs, k)) is not None]
+    panels = [name for name, show in (("Losses", losses), ("Regularisers", regs), ("ADA", ada),
+                                      ("Metrics", metrics)) if show]
+    if not panels:
+        return None
+    cols = len(panels) if len(panels) <= 3 else 2
+    rows = (len(panels) + cols - 1) // cols
+    fig = Figure(figsize=(5.0 * cols, 3.6 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[len(panels):]:
+        ax.remove()
+    for ax, name in zip(axes, panels):
+        ax.set_xlabel("kimg (thousands of real images shown)")
+        ax.grid(alpha=0.3)
+        if name in ("Losses", "Regularisers"):
+            curves = losses if name == "Losses" else regs
+            for i, (label, xs, ys) in enumerate(curves):
+                _curve(ax, xs, ys, label, colors[i % len(colors)])
+            ax.set_title("Losses: G and D" if name == "Losses" else "Regularisers")
+            if name == "Regularisers" and all(np.all(ys > 0) for _, _, ys in curves):
+                ax.set_yscale("log")
+            ax.legend(fontsize=8)
+        elif name == "ADA":
+            ax.set_title(f"ADA: augmentation p, and r_t against its target {ADA_TARGET}")
+            if p is not None:
+                _curve(ax, p[0], p[1], "p (augment probability)", colors[0])
+            ax.set_ylabel("p", color=colors[0])
+            ax.set_ylim(bottom=0)
+            handles, labels = ax.get_legend_handles_labels()
+            if rt is not None:
+                ax_rt = ax.twinx()
+                _curve(ax_rt, rt[0], rt[1], "r_t (D's sign on reals)", colors[1])
+                ax_rt.axhline(ADA_TARGET, color=colors[1], ls="--", lw=1, label=f"r_t target {ADA_TARGET}")
+                ax_rt.set_ylabel("r_t", color=colors[1])
+                ax_rt.set_ylim(min(0.0, float(rt[1].min())), max(1.0, float(rt[1].max())))
+                h2, l2 = ax_rt.get_legend_handles_labels()
+                handles, labels = handles + h2, labels + l2
+            ax.legend(handles, labels, fontsize=8, loc="upper left")
+        else:
+            for i, (label, xs, ys) in enumerate(metrics):
+                ax.plot(xs, ys, marker="o", ms=4, color=colors[(i + 3) % len(colors)], label=label)
+            ax.set_title("Metrics (lower is better)" if all(m[0].startswith(("FID", "KID")) for m in metrics)
+                         else "Metrics")
+            ax.legend(fontsize=8)
+    return fig
+
+
+def plot_progress(log_path: Path, out_path: Path) -> bool:
+    """Plot the training log (see `progress_figure`) into a PNG; False when matplotlib is missing or the log
+    holds nothing to plot."""
+    try:
+        import matplotlib  # noqa: F401 - only to see that it is installed
     except ImportError:
         log.warning("matplotlib is not installed: no progress plot (pip install matplotlib)")
         return False
-    recs = [r for r in read_log(log_path) if "kimg" in r]
-    if not recs:
+    fig = progress_figure(read_log(log_path))
+    if fig is None:
         return False
-    panels = [("Losses", ["Loss/G/loss", "Loss/D/loss_real", "Loss/D/loss_fake"]),
-              ("Regularisers", ["Loss/r1_penalty", "Loss/pl_penalty"]),
-              ("Augmentation", ["Progress/augment", "Progress/rt"]),
-              ("FID", ["Metrics/fid"])]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4))
-    for ax, (title, keys) in zip(axes, panels):
-        for k in keys:
-            pts = [(r["kimg"], r[k]) for r in recs if isinstance(r.get(k), (int, float)) and math.isfinite(r[k])]
-            if pts:
-                xs, ys = np.array(pts).T
-                ax.plot(xs, ys, marker="o" if len(pts) < 30 else None, ms=3, label=k.split("/")[-1])
-        ax.set_title(title)
-        ax.set_xlabel("kimg")
-        if ax.lines:
-            ax.legend(fontsize=7)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    try:
-        atomic_write(out_path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
-    finally:
-        plt.close(fig)
+    atomic_write(out_path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
     return True

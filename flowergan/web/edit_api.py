@@ -5,8 +5,8 @@ Every body is validated with sizes bounded before any work, as in server.py:
   POST /api/directions   {"method", "layers", "num"} -> a new direction set computed on demand
   POST /api/edit         {"seed" | "projection", "set", "values": {index: strength}, psi, cutoff, ...} -> image
   POST /api/walk-video   {"seeds", "frames", "space", "loop", "format": "gif"|"mp4", psi, cutoff, ...} -> file
-  POST /api/project      {"image": data URL (PNG/JPEG), "steps", "space"} -> {"job"} (runs on the worker)
-  GET  /api/project/<job> -> {"step", "steps", "done", "error", "image", "target", "projection"}
+  POST /api/project      {"image": data URL (PNG/JPEG), "steps", "space"} -> {"job"} (runs on its own worker)
+  GET  /api/project/<job> -> {"step", "steps", "done", "error", "preview", "image", "target", "projection"}
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import logging
 import secrets
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -249,17 +250,27 @@ class EditApi:
             raise _err(400, "class_idx: this model is unconditional; leave class_idx out (or null)")
         photo = decode_photo(body.get("image"), self.limits.max_pixels)
         job_id = secrets.token_hex(8)
-        job = {"step": 0, "steps": steps, "done": False, "error": None}
+        from flowergan.inference.images import load_target, to_uint8
+        from flowergan.web.server import _data_url
+
+        job = {"step": 0, "steps": steps, "done": False, "error": None, "preview": None,
+               "target": _data_url(load_target(photo, pipe.resolution, pipe.img_channels))}
+        shown = [0.0]
 
         def progress(step: int, loss: float) -> None:
             job["step"] = step + 1
 
+        def preview(step: int, image: torch.Tensor) -> None:  # the current image, at most 4 times a second
+            now = time.monotonic()
+            if now - shown[0] >= 0.25 or step == steps - 1:
+                shown[0] = now
+                job["preview"] = _data_url(to_uint8(image)[0])
+
         def work():
             try:
                 r = pipe.project(photo, steps=steps, space=space, class_idx=class_idx, progress=False,
-                                 callback=progress)
+                                 callback=progress, preview=preview)
                 ws = torch.from_numpy(r.w[None].copy())
-                from flowergan.web.server import _data_url
 
                 with self._lock:
                     self.projections[job_id] = ws
@@ -281,7 +292,7 @@ class EditApi:
             while len(self.jobs) > 16:
                 self.jobs.popitem(last=False)
         try:
-            self.server.worker.submit(work)
+            self.server.project_worker.submit(work)  # its own thread: the other panels keep being served
         except Busy:
             with self._lock:
                 self.jobs.pop(job_id, None)

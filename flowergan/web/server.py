@@ -1,6 +1,8 @@
 """The local model explorer: a standard-library ThreadingHTTPServer serving a static page and a small
 JSON API. All generation runs on one worker thread behind a bounded queue, so a burst of requests
-is answered 503 instead of piling up, and every request waits at most `Limits.timeout_s`. Open
+is answered 503 instead of piling up, and every request waits at most `Limits.timeout_s`. A photo projection
+(minutes) runs on a second worker of its own, so the other panels are served while it runs (the projector
+works on its own copy of the generator and its own random generator). Open
 connections are capped too (more get 503 with Retry-After, never a reset), request bodies are bounded in
 bytes, nesting and number length, and every size a request asks for is checked (flowergan.bounds) before
 any work, so no request can make the server allocate without bound.
@@ -82,10 +84,10 @@ class Busy(Exception):
 class GenerationWorker:
     """One thread running submitted jobs in order; `submit` raises Busy when `queue_size` jobs are waiting."""
 
-    def __init__(self, queue_size: int):
+    def __init__(self, queue_size: int, name: str = "flowergan-generate"):
         self._q: queue.Queue = queue.Queue(maxsize=max(1, queue_size))
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="flowergan-generate", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def submit(self, fn: Callable[[], Any]) -> Future:
@@ -169,10 +171,16 @@ def parse_body(raw: bytes, max_depth: int) -> Any:
         raise ApiError(400, f"the request body is not valid JSON ({str(e)[:120]})") from None
 
 
+def _words(items) -> str:
+    """['a', 'b'] -> "a, b" (messages are read by people: no Python list reprs)."""
+    return ", ".join(str(i) for i in items)
+
+
 def _check_keys(body: dict, allowed: set[str]) -> None:
     unknown = sorted(set(body) - allowed)
     if unknown:
-        raise ApiError(400, f"unknown field(s) {unknown}; allowed fields are {sorted(allowed)}")
+        raise ApiError(400, f"unknown field(s) {_words(json.dumps(k)[:40] for k in unknown)}; the allowed fields are "
+                            f"{_words(sorted(allowed))}")
 
 
 def _int(body: dict, key: str, lo: int, hi: int, default: Any = ...) -> int:
@@ -198,7 +206,7 @@ def _float(body: dict, key: str, lo: float, hi: float, default: float) -> float:
 def _choice(body: dict, key: str, choices: tuple[str, ...], default: str) -> str:
     v = body.get(key, default)
     if v not in choices:
-        raise ApiError(400, f"{key}: must be one of {list(choices)}, got {json.dumps(v)}")
+        raise ApiError(400, f"{key}: must be one of {_words(choices)}, got {json.dumps(v)[:40]}")
     return v
 
 
@@ -214,7 +222,8 @@ def _seed_list(body: dict, key: str, lo_count: int, hi_count: int) -> list[int]:
 
 
 class ExplorerServer(ThreadingHTTPServer):
-    """The HTTP server; `pipe` is only ever used from the generation worker thread."""
+    """The HTTP server; `pipe` is used from the generation worker thread, and read (copied) by the projection
+    worker's projector."""
 
     daemon_threads = True
     allow_reuse_address = True
@@ -231,10 +240,12 @@ class ExplorerServer(ThreadingHTTPServer):
         self.refused = 0  # connections answered 503 because max_connections were open
         self.edit = EditApi(self, edit_limits, directions)  # validates the direction files before binding
         self.worker = GenerationWorker(limits.queue_size)
+        self.project_worker = GenerationWorker(1, name="flowergan-project")  # one projection at a time
         try:
             super().__init__(address, ExplorerHandler)
         except BaseException:
             self.worker.stop()
+            self.project_worker.stop()
             raise
 
     @property
@@ -246,6 +257,7 @@ class ExplorerServer(ThreadingHTTPServer):
     def server_close(self) -> None:
         super().server_close()
         self.worker.stop()
+        self.project_worker.stop()
 
     # ---- connections: a cap, 503 beyond it, and closes that never reset the client ---------------
     def process_request(self, request, client_address) -> None:
@@ -473,7 +485,7 @@ class ExplorerHandler(BaseHTTPRequestHandler):
                   "/api/project": self.server.edit.api_project}
         path = self.path.split("?", 1)[0]
         if path not in routes:
-            return self._error(404, f"no such endpoint: POST {path}; use one of {sorted(routes)}")
+            return self._error(404, f"no such endpoint: POST {path}; use one of {_words(sorted(routes))}")
         t0 = time.perf_counter()
         try:
             body = self._read_json(self.server.edit.limits.max_upload if path == "/api/project" else None)

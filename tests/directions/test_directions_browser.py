@@ -107,9 +107,10 @@ def test_sliders_psi_grid_walk_downloads_and_shared_url(server, browser, tmp_pat
         assert "pc0" in page.inner_text("#sliders")
 
         # the seed grid, and its PNG download
+        first_grid = _wait_src_change(page, "#grid-img", "")  # every panel renders on first load
         page.fill("#grid-seeds", "0-3")
         page.click("#grid-go")
-        _wait_src_change(page, "#grid-img", "")
+        _wait_src_change(page, "#grid-img", first_grid)
         png = PIL.Image.open(io.BytesIO(_download(page, "#grid-dl", tmp_path)))
         assert png.format == "PNG" and png.size == (64, 64)
 

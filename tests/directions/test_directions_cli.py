@@ -42,7 +42,7 @@ def test_directions_then_edit_strip_and_video(model, tmp_path):
 
     pipe = flowergan.load(model)
     r = invoke("edit", "--network", model, "--directions", path, "--seeds", "1,2", "--dir", "2",
-               "--strength", "-2:2:5", "--trunc", "0.7", "--out", tmp_path / "strip.png", "--device", "cpu")
+               "--strength", "-2:2:5", "--trunc", "0.7", "--plain", "--out", tmp_path / "strip.png", "--device", "cpu")
     assert r.exit_code == 0, r.output
     strip = np.asarray(PIL.Image.open(tmp_path / "strip.png"))
     assert strip.shape == (64, 160, 3)  # 2 rows (seeds) x 5 columns (strengths) of 32 px
@@ -51,7 +51,7 @@ def test_directions_then_edit_strip_and_video(model, tmp_path):
     np.testing.assert_array_equal(strip[:32, 64:96], pipe.generate([1], 0.7)[0])  # strength 0
 
     r = invoke("edit", "--network", model, "--directions", path, "--seeds", "3", "--strength", "-3:3:4",
-               "--out", tmp_path / "walk.gif", "--device", "cpu")
+               "--plain", "--out", tmp_path / "walk.gif", "--device", "cpu")
     assert r.exit_code == 0, r.output
     gif = PIL.Image.open(tmp_path / "walk.gif")
     assert gif.n_frames == 4 and gif.size == (32, 32)
@@ -60,7 +60,7 @@ def test_directions_then_edit_strip_and_video(model, tmp_path):
     ws = pipe.seeds_to_ws([4]).numpy()
     np.savez(tmp_path / "projected_w.npz", w=ws)
     r = invoke("edit", "--network", model, "--directions", path, "--projected-w", tmp_path / "projected_w.npz",
-               "--strength", "0", "--out", tmp_path / "proj.png", "--device", "cpu")
+               "--strength", "0", "--plain", "--out", tmp_path / "proj.png", "--device", "cpu")
     assert r.exit_code == 0, r.output
     np.testing.assert_array_equal(np.asarray(PIL.Image.open(tmp_path / "proj.png")), pipe.generate([4])[0])
 

@@ -47,12 +47,12 @@ def test_generate_bad_input_is_a_usage_error(tiny_dir, cond_dir, tmp_path):
 
 def test_mix_and_truncation_figures(tiny_dir, tmp_path, pipe):
     _run(["mix", "--network", str(tiny_dir), "--rows", "1,2", "--cols", "3,4,5", "--styles", "fine",
-          "--out", str(tmp_path / "mix.png")])
+          "--plain", "--out", str(tmp_path / "mix.png")])
     fig = _png(tmp_path / "mix.png")
     assert fig.shape == (3 * 32, 4 * 32, 3)
     np.testing.assert_array_equal(fig[32:64, :32], pipe.generate([1])[0])
     _run(["truncation", "--network", str(tiny_dir), "--seeds", "1,2", "--psi", "1,0.5,0",
-          "--out", str(tmp_path / "t.png")])
+          "--plain", "--out", str(tmp_path / "t.png")])
     t = _png(tmp_path / "t.png")
     assert t.shape == (2 * 32, 3 * 32, 3)
     np.testing.assert_array_equal(t[:32, 64:], t[32:, 64:])  # psi 0 column: the same image

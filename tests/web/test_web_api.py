@@ -79,17 +79,17 @@ def test_mix_and_interpolate(server, web_pipe):
     ("/api/generate", {"seed": True}, "seed", "integer"),
     ("/api/generate", {"seed": 1, "psi": 2.5}, "psi", "[-1, 2]"),
     ("/api/generate", {"seed": 1, "psi": "nan"}, "psi", "[-1, 2]"),
-    ("/api/generate", {"seed": 1, "noise_mode": "loud"}, "noise_mode", "'const', 'random', 'none'"),
+    ("/api/generate", {"seed": 1, "noise_mode": "loud"}, "noise_mode", "one of const, random, none"),
     ("/api/generate", {"seeds": list(range(17))}, "seeds", "1 to 16"),
     ("/api/generate", {"seed": 1, "seeds": [2]}, "exactly one of seed", "seeds"),
-    ("/api/generate", {"seed": 1, "path": "/etc/passwd"}, "unknown field(s) ['path']", "allowed fields"),
+    ("/api/generate", {"seed": 1, "path": "/etc/passwd"}, 'unknown field(s) "path"', "allowed fields"),
     ("/api/generate", {"seed": 1, "class_idx": 0}, "class_idx", "unconditional"),
     ("/api/mix", {"row_seed": 1, "col_seed": 2, "styles": "0-12"}, "styles", "[0, 7]"),
     ("/api/mix", {"row_seed": 1, "styles": "coarse"}, "col_seed", "required"),
     ("/api/interpolate", {"seeds": [1], "frames": 4}, "seeds", "2 to 8"),
     ("/api/interpolate", {"seeds": [1, 2], "frames": 65}, "frames", "[1, 64]"),
     ("/api/interpolate", {"seeds": [1, 2, 3], "frames": 40}, "frames", "at most 64"),
-    ("/api/interpolate", {"seeds": [1, 2], "space": "x"}, "space", "'z', 'w'"),
+    ("/api/interpolate", {"seeds": [1, 2], "space": "x"}, "space", "one of z, w"),
 ])
 def test_bad_inputs_get_400_naming_field_and_range(server, path, body, field, allowed):
     status, out, _ = call(server.url, path, body)

@@ -16,20 +16,30 @@ async function api(path, body) {
   const opts = body === undefined ? {} : {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
   };
-  const resp = await fetch(path, opts);
+  let resp;
+  try {
+    resp = await fetch(path, opts);
+  } catch (e) {
+    throw new Error("cannot reach the server: is flowergan serve still running?");
+  }
   let data = null;
   try { data = await resp.json(); } catch (e) { data = null; }
   if (!resp.ok) {
-    const msg = (data && data.error) ? data.error : `HTTP ${resp.status}`;
+    const msg = (data && data.error) ? data.error
+      : `the server answered ${resp.status}${resp.statusText ? " (" + resp.statusText + ")" : ""}`;
     throw new Error(msg);
   }
   return data;
 }
 
+const SEED_NAMES = { seed: "Seed", "mix-a": "Seed A", "mix-b": "Seed B", "edit-seed": "The start seed" };
+
 function seedValue(id) {
-  const v = Number($(id).value);
+  const text = $(id).value.trim();
+  const v = Number(text);
   if (!Number.isInteger(v) || v < 0 || v > MAX_SEED) {
-    throw new Error(`${id}: the seed must be an integer in [0, ${MAX_SEED}]`);
+    throw new Error(`${SEED_NAMES[id] || id} ${JSON.stringify(text)} is not a seed: give a whole number in ` +
+                    `[0, ${MAX_SEED}]`);
   }
   return v;
 }
@@ -76,8 +86,28 @@ function setImage(imgId, linkId, url, filename) {
 // A per-panel counter so that only the latest answer is shown.
 const latest = { gen: 0, grid: 0, mix: 0, walk: 0, edit: 0, dirs: 0, proj: 0, file: 0 };
 
+// Where each kind of request shows its errors, and the captions that describe its last image.
+const PANELS = {
+  gen: { section: "panel-generate", name: "Generate", captions: ["gen-caption"] },
+  grid: { section: "panel-grid", name: "Seed grid", captions: ["grid-caption"] },
+  mix: { section: "panel-mix", name: "Style mixing", captions: ["mix-caption"] },
+  walk: { section: "panel-walk", name: "Latent walk", captions: ["walk-caption"],
+          onError: () => playWalk(false) },  // the old walk stops, so its frame counter stays cleared
+  file: { section: "panel-walk", name: "Latent walk", captions: [] },
+  dirs: { section: "panel-edit", name: "Directions", captions: [] },
+  edit: { section: "panel-edit", name: "Directions", captions: ["edit-caption"] },
+  proj: { section: "panel-project", name: "Projection", captions: ["proj-caption"] },
+};
+
+function panelError(panel, message) {
+  const box = $(PANELS[panel].section).querySelector(".panel-error");
+  box.textContent = message || "";
+  box.hidden = !message;
+  $(PANELS[panel].section).classList.toggle("failed", !!message);
+}
+
 // The panel whose error the status line shows: other panels' progress does not hide it, the same panel's
-// next request does.
+// next request does. The error itself is shown in the panel, where its stale caption is cleared.
 let errorPanel = null;
 
 async function run(panel, label, fn) {
@@ -89,12 +119,17 @@ async function run(panel, label, fn) {
     const t0 = performance.now();
     const result = await fn();
     if (my !== latest[panel]) return;  // a newer request superseded this one
+    panelError(panel, "");
     result();
     progress(`${label}: ${Math.round(performance.now() - t0)} ms`);
   } catch (err) {
     if (my !== latest[panel]) return;
+    const message = String((err && err.message) || err);
     errorPanel = panel;
-    setStatus(String(err.message || err), true);
+    panelError(panel, message);
+    if (PANELS[panel].onError) PANELS[panel].onError();
+    for (const id of PANELS[panel].captions) $(id).textContent = "";
+    setStatus(`${PANELS[panel].name}: ${message}`, true);
   }
 }
 
@@ -375,6 +410,7 @@ function readFile(file) {
 }
 
 function project() {
+  const my = latest.proj + 1;  // the counter run() is about to take
   return run("proj", "projection", async () => {
     const file = $("proj-file").files[0];
     if (!file) throw new Error("choose a photo (PNG or JPEG) first");
@@ -386,8 +422,11 @@ function project() {
     bar.max = job.steps;
     for (;;) {
       const st = await api(`/api/project/${job.job}`);
+      if (my !== latest.proj) return () => {};  // a newer upload took over
       bar.value = st.step;
       $("proj-caption").textContent = `step ${st.step} / ${st.steps}`;
+      if (st.target && $("proj-target").getAttribute("src") !== st.target) $("proj-target").src = st.target;
+      if (st.preview && !st.done) $("proj-img").src = st.preview;
       if (st.done) {
         if (st.error) throw new Error(`projection failed: ${st.error}`);
         return () => {
@@ -505,10 +544,18 @@ async function init() {
     catch (e) { setStatus(`link: ${location.href}`); }
   });
 
+  // every panel renders on first load (one request after another): no empty image boxes
   await generate();
   await mix();
-  if (st.grid !== undefined) await grid();
-  if (st.walked === "1") await walk();
+  await grid();
+  await walk();
+  if (!$("dir-set").value) {
+    await run("dirs", "directions", async () => {
+      const num = Math.min(8, INFO.edit_limits.max_num);
+      await computeSet(INFO.methods.includes("sefa") ? "sefa" : INFO.methods[0], "all", num);
+      return () => buildSliders();
+    });
+  }
   await edit();
   document.body.dataset.ready = "1";
   saveState();
