@@ -39,20 +39,40 @@ def _cap():
     resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, resource.RLIM_INFINITY))
 
 
+# runs the command as its child and reports the child's peak resident memory (RUSAGE_CHILDREN: that child only)
+_PEAK = ("import resource, subprocess, sys\n"
+         "r = subprocess.run(sys.argv[1:])\n"
+         "sys.stderr.write('\\nPEAK_RSS_KB %d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+         "sys.exit(r.returncode)")
+PEAK_MB_OK = 1500  # a refusal may cost what the command's own start costs (torch and a tiny model), not more
+
+
 def cli(repo: Path, work: Path, label: str, args: list[str], expect: int = 2, area: str | None = None) -> dict:
-    cmd = [sys.executable, "-m", "flowergan", *map(str, args)]
+    import os
+    import signal
+
+    cmd = [sys.executable, "-c", _PEAK, sys.executable, "-m", "flowergan", *map(str, args)]
     t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, cwd=work, env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"},
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_cap,
+                         start_new_session=True)
     try:
-        p = subprocess.run(cmd, cwd=work, env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"}, capture_output=True,
-                           text=True, timeout=60, preexec_fn=_cap)
-        rc, out = p.returncode, p.stdout + p.stderr
-    except subprocess.TimeoutExpired as e:
-        rc, out = 124, (e.stdout or b"").decode(errors="replace") + (e.stderr or b"").decode(errors="replace")
+        so, se = p.communicate(timeout=60)
+        rc = p.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)  # the command and its wrapper
+        so, se = p.communicate()
+        rc = 124
+    peak = [int(ln.split()[1]) // 1024 for ln in se.splitlines() if ln.startswith("PEAK_RSS_KB ")]
+    out = so + "\n".join(ln for ln in se.splitlines() if not ln.startswith("PEAK_RSS_KB "))
     lines = [ln for ln in out.replace("\r", "\n").splitlines() if ln.strip()]
     tb = "Traceback" in out
-    ok = rc == expect and not tb and sum(ln.startswith("Error:") for ln in lines) == 1
+    peak_mb = peak[0] if peak else None
+    ok = (rc == expect and not tb and sum(ln.startswith("Error:") for ln in lines) == 1
+          and (peak_mb or 0) <= PEAK_MB_OK)
     return {"area": area or label.split()[0], "input": label, "rc": rc, "traceback": tb, "ok": ok,
-            "last": (lines[-1] if lines else "")[:240], "seconds": round(time.perf_counter() - t0, 1)}
+            "peak_mb": peak_mb, "last": (lines[-1] if lines else "")[:240],
+            "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def _mount(path: Path, opts: str) -> bool:
@@ -246,24 +266,26 @@ def round3_cli_cases(repo: Path, tmp: Path, match: str = "") -> list[dict]:
         ("overwrite", "directions <default file exists>", ["directions", "--network", t, "--num", 2, "--samples",
                                                            200]),
         ("overwrite", "export --out X <only X.json exists>", [*ex, "--out", tmp / "only_json.pt"]),
-        ("overwrite", "export --out MODEL/config --overwrite", [*ex, "--out", t / "config", "--overwrite"]),
     ]
     if _mount(tmp / "full", "size=64k"):  # a real full disk: the old file pair must survive, no temp file
         shutil.copy(tmp / "exported.pt", tmp / "full" / "g.pt")
         shutil.copy(tmp / "exported.pt.json", tmp / "full" / "g.pt.json")
         cases.append(("overwrite", "export --overwrite <full disk>", [*ex, "--out", tmp / "full" / "g.pt",
                                                                      "--overwrite"]))
+    # last: on a tree without the fix it replaces the model's config.json, and later rows would fail for that
+    cases.append(("overwrite", "export --out MODEL/config --overwrite", [*ex, "--out", t / "config", "--overwrite"]))
     try:
         rows = []
         for area, label, args in cases:
             if match in label:
                 expect = 1 if "<full disk>" in label else 2
                 rows.append(cli(repo, work, label, args, expect=expect, area=area))
-        if (tmp / "full").is_dir() and rows and rows[-1]["input"].endswith("<full disk>"):
-            left = sorted(p.name for p in (tmp / "full").iterdir())
-            intact = (tmp / "full" / "g.pt").read_bytes() == b"old"
-            rows[-1]["ok"] = rows[-1]["ok"] and intact and left == ["g.pt", "g.pt.json"]
-            rows[-1]["left"] = left
+        for r in rows:
+            if r["input"].endswith("<full disk>"):
+                left = sorted(p.name for p in (tmp / "full").iterdir())
+                intact = (tmp / "full" / "g.pt").read_bytes() == b"old"
+                r["ok"] = r["ok"] and intact and left == ["g.pt", "g.pt.json"]
+                r["left"] = left
         return rows
     finally:
         subprocess.run(["umount", str(tmp / "full")], capture_output=True)

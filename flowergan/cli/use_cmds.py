@@ -134,9 +134,13 @@ def generate(network, device, seeds, truncation_psi, class_idx, noise_mode, outd
 def _read_projected_w(path: str, pipe):
     """ws [N, num_ws, w_dim] from a projected_w.npz (key 'w'): the one bounded reader of latents files (size,
     header, dtype, shape and finite values checked before use; shared with `edit` and the Python API)."""
+    import torch
+
     from flowergan.readers import read_latents
 
-    return read_latents(path, "--projected-w", shape=(pipe.num_ws, pipe.w_dim))
+    ws = read_latents(path, "--projected-w", shape=(pipe.num_ws, pipe.w_dim))
+    pipe.check_ws(torch.from_numpy(ws), f"--projected-w {path}")  # all of them, before the first image is written
+    return ws
 
 
 @click.command()

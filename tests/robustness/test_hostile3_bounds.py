@@ -108,7 +108,7 @@ def test_cli_refuses_projected_w_far_outside_the_models_range(tiny, tmp_path, mo
     w = (avg + 1000 * spread / math.sqrt(p.w_dim)).float().expand(p.num_ws, -1)[None].numpy()  # 1000 spreads
     np.savez(tmp_path / "far.npz", w=w)
     fails(run(["generate", "--network", tiny, "--projected-w", tmp_path / "far.npz", "--outdir", tmp_path / "o"]),
-          2, "typical spreads", "FLOWERGAN_MAX_W_DISTANCE")
+          2, "--projected-w", "typical spreads", "FLOWERGAN_MAX_W_DISTANCE")
     assert files_under(tmp_path / "o") == []
     monkeypatch.setenv("FLOWERGAN_MAX_W_DISTANCE", "2000")  # the variable raises it
     res = run(["generate", "--network", tiny, "--projected-w", tmp_path / "far.npz", "--outdir", tmp_path / "o"])

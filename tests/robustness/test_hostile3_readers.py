@@ -172,3 +172,18 @@ def test_project_refuses_a_photo_whose_header_claims_10_gigapixels(tiny, tmp_pat
 
     with pytest.raises(BoundsError, match="pixels"):
         load_target(tmp_path / "bomb.png", 32)
+
+
+def test_prepare_skips_a_source_image_over_the_pixel_limit_before_decoding(monkeypatch):
+    import io
+
+    import PIL.Image
+
+    from flowergan.data.images import SkipImage, convert_image
+
+    buf = io.BytesIO()
+    PIL.Image.new("RGB", (40, 30), (200, 10, 10)).save(buf, format="PNG")
+    assert convert_image(buf.getvalue(), 16).source_size == (40, 30)
+    monkeypatch.setenv("FLOWERGAN_MAX_IMAGE_PIXELS", "1000")
+    with pytest.raises(SkipImage, match="40x30 pixels, over the limit of 1,000.*FLOWERGAN_MAX_IMAGE_PIXELS"):
+        convert_image(buf.getvalue(), 16)
