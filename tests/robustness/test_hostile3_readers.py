@@ -187,3 +187,19 @@ def test_prepare_skips_a_source_image_over_the_pixel_limit_before_decoding(monke
     monkeypatch.setenv("FLOWERGAN_MAX_IMAGE_PIXELS", "1000")
     with pytest.raises(SkipImage, match="40x30 pixels, over the limit of 1,000.*FLOWERGAN_MAX_IMAGE_PIXELS"):
         convert_image(buf.getvalue(), 16)
+
+
+def test_serve_classes_refuses_a_fifo_or_huge_dataset_json(fifo):
+    from flowergan.data.classes import read_class_names
+    from flowergan.data.errors import DataError
+
+    folder = fifo.parent / "ds"
+    folder.mkdir()
+    os.mkfifo(folder / "dataset.json")      # it used to be taken silently as "no class names"
+    with pytest.raises(DataError, match="not a regular file"):
+        read_class_names(folder)
+    (folder / "dataset.json").unlink()
+    sparse_file(folder / "dataset.json", 2**30)  # it used to be read whole (1 GiB) before the JSON error
+    with address_space_cap(300):
+        with pytest.raises(DataError, match="larger than 64 MiB"):
+            read_class_names(folder)
