@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from flowergan.errors import BoundsError
 
 __all__ = ["BoundsError", "Limit", "LIMITS", "limit", "check_count", "check_memory", "check_float", "parse_int_ranges",
-           "MAX_INT_DIGITS", "PSI_RANGE"]
+           "MAX_INT_DIGITS", "PSI_RANGE", "STRENGTH_RANGE", "FPS_RANGE"]
 
 MAX_INT_DIGITS = 20  # longer digit strings are refused before int() (no number we accept has more)
 PSI_RANGE = (-1.0, 2.0)  # truncation psi accepted from the CLI and the web API
+STRENGTH_RANGE = (-100.0, 100.0)  # edit strengths, in std units of a direction (-3..3 spans most of w)
+FPS_RANGE = (0.0, 240.0)  # frames per second of a written video (0 excluded)
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,15 @@ LIMITS: dict[str, Limit] = {lim.name: lim for lim in [
     Limit("workers", 256, "worker processes"),
     Limit("repeats", 10_000, "benchmark repeats"),
     Limit("memory_mb", 4_096, "MB of images, figures and latents a command may hold in memory at once"),
+    # input files (flowergan/readers.py): checked from the file's size before a byte is read
+    Limit("json_mb", 16, "MB per JSON file (config.json, --config, a directions .json)"),
+    Limit("latents_mb", 1_024, "MB per latents file (--projected-w .npz)"),
+    Limit("directions_mb", 8, "MB per directions file"),
+    Limit("image_mb", 256, "MB per image file"),
+    Limit("image_pixels", 100_000_000, "pixels per image (width x height, read from the header)"),
+    # latents: how far a w may lie from the model's average, in units of its typical spread (see
+    # Pipeline.check_ws); untruncated samples lie about 1 away, psi 2 doubles it, noise starts far beyond
+    Limit("w_distance", 20, "typical spreads of the model's w from its average w"),
 ]}
 
 

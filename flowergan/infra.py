@@ -241,11 +241,32 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
 
 
 # ---- images -------------------------------------------------------------------------------------
+class NonFiniteImageError(RuntimeError):
+    """A generated image holds NaN or infinite values: it is an error, never written or served as a PNG."""
+
+
+def check_finite_images(images: Any) -> None:
+    """Raise NonFiniteImageError when float images (a tensor or an array) hold NaN or infinite values (a
+    clamp would turn them into black or saturated pixels silently)."""
+    if isinstance(images, np.ndarray):
+        bad = int(images.size - np.isfinite(images).sum()) if images.dtype.kind == "f" else 0
+    else:
+        import torch
+
+        bad = int((~torch.isfinite(images)).sum()) if images.is_floating_point() else 0
+    if bad:
+        raise NonFiniteImageError(f"the generated image(s) hold {bad:,} NaN or infinite value(s) of "
+                                  f"{int(np.prod(images.shape)):,}; nothing was written. The model's weights or "
+                                  f"the latents are broken: use another checkpoint or check the latents")
+
+
 def to_uint8_nchw(images: Any) -> Any:
     """float [N, C, H, W] tensor in ~[-1, 1] -> uint8 tensor [N, C, H, W] on the same device (the official
-    `(x * 127.5 + 128).clamp(0, 255).to(uint8)`: truncation, not rounding)."""
+    `(x * 127.5 + 128).clamp(0, 255).to(uint8)`: truncation, not rounding). Non-finite values raise
+    NonFiniteImageError."""
     import torch
 
+    check_finite_images(images)
     return (images * 127.5 + 128).clamp(0, 255).to(torch.uint8)
 
 
@@ -253,9 +274,11 @@ def to_uint8(images: Any) -> np.ndarray:
     """Generator output float [N, C, H, W] (nominally [-1, 1]; a tensor or an array) -> uint8 [N, H, W, C].
 
     The official conversion: `(x * 127.5 + 128).clamp(0, 255).to(uint8)` in float32 (truncation, not rounding).
+    Non-finite values raise NonFiniteImageError (the one place every written or served image passes).
     """
     if images.ndim != 4:
         raise ValueError(f"to_uint8: expected images [N, C, H, W], got shape {tuple(images.shape)}")
+    check_finite_images(images)
     if isinstance(images, np.ndarray):
         x = np.clip(images.astype(np.float32).transpose(0, 2, 3, 1) * np.float32(127.5) + np.float32(128), 0, 255)
         return x.astype(np.uint8)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from flowergan import bounds
 from flowergan.export.graph import EXPORT_NOISE_MODES, WHATS
 from flowergan.export.writers import FORMATS, SUFFIXES
 
@@ -21,8 +22,42 @@ def _batch(value: str) -> int | None:
     except ValueError:
         n = 0
     if n < 1:
-        raise click.BadParameter(f"{value!r}: a batch size >= 1, or 'dynamic'", param_hint="--batch")
-    return n
+        raise click.BadParameter(f"{value[:40]!r}: a batch size >= 1, or 'dynamic'", param_hint="--batch")
+    return bounds.check_count(n, "batch", "--batch")
+
+
+def _check_out(path: Path, network: str, overwrite: bool) -> None:
+    """Refuse an --out whose file or FILE.json exists (without --overwrite), or that would replace a file of
+    a model folder (its config.json or weights) or the --network file itself, even with --overwrite."""
+    from flowergan.export.writers import interface_path
+    from flowergan.networks.store import CONFIG_NAME, WEIGHTS_NAME
+
+    companion = interface_path(path)
+    src = Path(network).resolve()
+    for p in (path, companion):
+        rp = p.resolve()
+        if rp == src or (p.name in (CONFIG_NAME, WEIGHTS_NAME) and (rp.parent / WEIGHTS_NAME).exists()):
+            raise click.UsageError(f"--out {path}: writing {p} would replace a file of the model "
+                                   f"{rp.parent if rp != src else src} (the export's interface goes to "
+                                   f"FILE.json); choose a name outside the model's files")
+        if p.exists() and not overwrite:
+            raise click.UsageError(f"--out {path}: {p} already exists; pass --overwrite to replace it (the "
+                                   f"export writes FILE and FILE.json: both are replaced)")
+        if p.is_dir():
+            raise click.UsageError(f"--out {path}: {p} is a folder; give a file name")
+
+
+def _check_space(path: Path, nbytes: int) -> None:
+    """Refuse to start an export whose file would not fit on its disk (a full disk during ONNX or TorchScript
+    serialisation can abort the process in C++, with no Python error to report)."""
+    import shutil
+
+    folder = path.parent if path.parent.exists() else Path(".")
+    free = shutil.disk_usage(folder).free
+    if free < nbytes:
+        raise click.ClickException(f"--out {path}: the export needs about {nbytes / 2**20:,.1f} MB but only "
+                                   f"{free / 2**20:,.1f} MB are free there; free some space or write somewhere "
+                                   f"else. Nothing was written.")
 
 
 @click.command()
@@ -37,14 +72,14 @@ def _batch(value: str) -> int | None:
               help="generator: z (, c) -> img; mapping: z (, c) -> ws; synthesis: ws -> img.")
 @click.option("--batch", "batch", default="1", show_default=True,
               help="Batch size fixed in the file, or 'dynamic' (any batch from 1 to 4096).")
-@click.option("--truncation-psi", type=click.FloatRange(-2, 2), default=1.0, show_default=True,
-              help="Truncation towards w_avg, fixed in the file (generator / mapping).")
+@click.option("--truncation-psi", type=float, default=1.0, show_default=True,
+              help="Truncation towards w_avg, fixed in the file (generator / mapping); a finite number in [-2, 2].")
 @click.option("--truncation-cutoff", type=click.IntRange(min=0), default=None,
               help="Truncate only the first N ws (default: all).")
 @click.option("--noise-mode", type=click.Choice(EXPORT_NOISE_MODES), default="const", show_default=True,
               help="const: the model's stored noise, a constant of the graph; none: no noise.")
 @click.option("--no-verify", is_flag=True, help="Skip running the written file against PyTorch.")
-@click.option("--overwrite", is_flag=True, help="Replace FILE if it exists.")
+@click.option("--overwrite", is_flag=True, help="Replace FILE and FILE.json if they exist.")
 def export(network: str, fmt: str, out: str, what: str, batch: str, truncation_psi: float,
            truncation_cutoff: int | None, noise_mode: str, no_verify: bool, overwrite: bool) -> None:
     """Export a generator to a file that runs without flowergan, then run it and compare with PyTorch.
@@ -63,10 +98,11 @@ def export(network: str, fmt: str, out: str, what: str, batch: str, truncation_p
         from flowergan.cli.rosinality_cmds import export_rosinality
         return export_rosinality(network, out, overwrite, no_verify)
     from flowergan.export.graph import ExportSpec
-    from flowergan.export.writers import export_network, verify
+    from flowergan.export.writers import estimate_bytes, export_network, verify
     from flowergan.inference.loader import load_networks
 
     n = _batch(batch)
+    bounds.check_float(truncation_psi, "--truncation-psi", -2.0, 2.0)
     spec = ExportSpec(what=what, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                       noise_mode=noise_mode, batch=n)
     try:
@@ -74,11 +110,11 @@ def export(network: str, fmt: str, out: str, what: str, batch: str, truncation_p
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     path = Path(out)
-    if path.exists() and not overwrite:
-        raise click.UsageError(f"--out {out} already exists; pass --overwrite to replace it")
+    _check_out(path, network, overwrite)
     if path.suffix != SUFFIXES[fmt]:
         click.echo(f"note: {fmt} files usually end in {SUFFIXES[fmt]}", err=True)
     m = load_networks(network)
+    _check_space(path, estimate_bytes(m.G))  # before a byte is written (the old file stays until the rename)
     try:
         info = export_network(m.G, spec, fmt, path)
     except ImportError as e:

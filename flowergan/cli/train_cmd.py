@@ -303,10 +303,11 @@ def _find_resume(arg: str, out_dir: Path) -> tuple[Path, Path, dict[str, Any]]:
 def _read_config_file(path: Path):
     """RUN/config.json -> (TrainConfig of what that run asked for, its explicit model fields, its preset)."""
     from flowergan.config import ConfigError
+    from flowergan.readers import read_json
     from flowergan.training.config import TrainConfig
 
     try:
-        doc = json.loads(path.read_text())
+        doc = read_json(path, "--config")  # a bounded regular file (flowergan/readers.py)
         req = doc.get("request")
         if req is not None:  # what the run asked for: re-resolved here, so flags combine as on its command line
             return TrainConfig.from_dict(req.get("train", {}), where=f"{path} request.train"), \

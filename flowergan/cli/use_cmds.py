@@ -132,39 +132,15 @@ def generate(network, device, seeds, truncation_psi, class_idx, noise_mode, outd
 
 
 def _read_projected_w(path: str, pipe):
-    """ws [N, num_ws, w_dim] from a projected_w.npz (key 'w'), its size and values checked before loading."""
-    import math
-    import zipfile
+    """ws [N, num_ws, w_dim] from a projected_w.npz (key 'w'): the one bounded reader of latents files (size,
+    header, dtype, shape and finite values checked before use; shared with `edit` and the Python API)."""
+    import torch
 
-    import numpy as np
+    from flowergan.readers import read_latents
 
-    where = f"--projected-w {path}"
-    try:
-        with zipfile.ZipFile(path) as z:
-            member = next((i for i in z.infolist() if i.filename == "w.npy"), None)
-            if member is None:
-                raise click.UsageError(f"{path}: no array named 'w' (expected [1, num_ws, w_dim])")
-            with z.open(member) as f:  # the .npy header says how much loading would allocate
-                fmt = np.lib.format
-                version = fmt.read_magic(f)
-                read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-                shape, _, dtype = read_header(f)
-            bounds.check_memory(max(member.file_size, math.prod(shape) * dtype.itemsize), where, "the array 'w'")
-    except (zipfile.BadZipFile, ValueError) as e:
-        if isinstance(e, bounds.BoundsError):
-            raise
-        raise click.UsageError(f"{path}: not an .npz file with a readable array 'w' (write one with flowergan "
-                               f"project)") from None
-    with np.load(path, allow_pickle=False) as f:
-        ws = f["w"]
-    want = (pipe.num_ws, pipe.w_dim)
-    if ws.ndim < 2 or tuple(ws.shape[-2:]) != want or ws.dtype.kind != "f":
-        raise click.UsageError(f"{path}: 'w' is {ws.dtype} {list(ws.shape)}; this model needs floats "
-                               f"[N, {want[0]}, {want[1]}]")
-    bounds.check_count(int(np.prod(ws.shape[:-2])), "seeds", where)
-    if not np.isfinite(ws).all():
-        raise click.UsageError(f"{path}: 'w' holds NaN or infinite values (they would render black images)")
-    return ws.reshape(-1, *want)
+    ws = read_latents(path, "--projected-w", shape=(pipe.num_ws, pipe.w_dim))
+    pipe.check_ws(torch.from_numpy(ws), f"--projected-w {path}")  # all of them, before the first image is written
+    return ws
 
 
 def figure_options(fn):

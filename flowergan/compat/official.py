@@ -19,6 +19,7 @@ import torch
 from flowergan.compat.kwargs import config_from_official
 from flowergan.config import ConfigError, ModelConfig
 from flowergan.infra import env_number
+from flowergan.readers import BoundedFile, check_file
 
 log = logging.getLogger(__name__)
 
@@ -258,14 +259,15 @@ class RestrictedUnpickler(pickle.Unpickler):
 def read_official_pickle(path: str | Path) -> dict[str, Any]:
     """Unpickle an official snapshot with the restricted unpickler; returns its top-level dict."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"official snapshot not found: {path}")
-    size = path.stat().st_size
+    size = check_file(path, "official snapshot")  # a regular file (not a pipe or device), size from stat
     max_mb = _env_limit(MAX_BYTES_ENV, DEFAULT_MAX_MB)
     if size > max_mb * 2**20:  # before reading it into memory
         raise RefusedPickleError(f"{path}: {size / 2**20:.1f} MB is over the {max_mb:g} MB limit for official "
                                  f"snapshots; raise it with {MAX_BYTES_ENV}=<MB> if the file is genuine")
-    with open(path, "rb") as f:
+    with open(path, "rb") as raw:
+        f = BoundedFile(raw, size, str(path))  # a length claimed inside the pickle is checked against the file
         check_pickle_limits(f, str(path), size)  # a streaming pass over the opcodes: nothing is built
         f.seek(0)
         try:

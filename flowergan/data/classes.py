@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 from flowergan.data.errors import DataError
+from flowergan.readers import check_file
 
 __all__ = ["OXFORD102_CLASS_NAMES", "check_class_names", "read_class_names", "MAX_NAME_LEN"]
 
@@ -64,10 +65,14 @@ def read_class_names(path: str | os.PathLike) -> list[str] | None:
                 data = zf.read("dataset.json")
         else:
             f = p / "dataset.json" if p.is_dir() else p
-            if not f.is_file():
+            if not f.exists():
                 return None
+            if check_file(f, "dataset.json") > 64 << 20:  # a regular file; its size before reading
+                raise DataError(f"{f}: dataset.json is larger than 64 MiB")
             data = f.read_bytes()
         meta = json.loads(data)
+    except DataError:
+        raise
     except (OSError, zipfile.BadZipFile, ValueError, UnicodeDecodeError) as e:
         raise DataError(f"{p}: cannot read dataset.json ({e})") from None
     names = meta.get("class_names") if isinstance(meta, dict) else None

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from flowergan.bounds import limit
+
 # File extensions we treat as images (lower case). Anything else in a source is listed as "ignored".
 IMAGE_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp",
@@ -161,6 +163,9 @@ def convert_image(data: bytes, resolution: int, transform: str = "center-crop", 
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # big photos are fine; bombs error
             im = Image.open(io.BytesIO(data))
             ow, oh = im.size
+            if ow * oh > limit("image_pixels"):  # from the header, before decoding
+                raise SkipImage(f"{ow}x{oh} pixels, over the limit of {limit('image_pixels'):,} pixels per image "
+                                f"(not decoded; raise it with FLOWERGAN_MAX_IMAGE_PIXELS=N)")
             if im.format == "JPEG":
                 im.draft(im.mode, _draft_size(ow, oh, resolution, transform))
             if im.format == "PNG" and im.mode in ("RGB", "RGBA") and ";16" in str(getattr(im, "tile", "")):

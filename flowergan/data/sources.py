@@ -15,6 +15,7 @@ from pathlib import Path
 from flowergan.data.errors import DataError
 from flowergan.data.images import is_image_name
 from flowergan.data.limits import ArchiveLimits
+from flowergan.readers import BadInput, check_file
 
 DATASET_JSON = "dataset.json"
 
@@ -310,6 +311,10 @@ def open_source(path: str | os.PathLike, exclude: Iterable[Path] = ()) -> Source
     if not p.exists():
         raise DataError(f"source {str(path)!r} does not exist. Pass a folder of images, a .zip, a .tar/.tgz, "
                         f"or the word 'oxford102' or 'synthetic'.")
+    try:  # a named pipe would block and a device such as /dev/zero never ends: refused before reading
+        check_file(p, "source")
+    except BadInput as e:
+        raise DataError(f"{e}. Pass a folder of images, a .zip or a .tar/.tgz.") from None
     if zipfile.is_zipfile(p):
         return ZipSource(p)
     try:

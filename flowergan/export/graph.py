@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from flowergan.bounds import check_count, check_float
+
 WHATS = ("generator", "synthesis", "mapping")
 EXPORT_NOISE_MODES = ("const", "none")  # 'random' would need an RNG inside the graph: not exported
 
@@ -31,6 +33,9 @@ class ExportSpec:
         if self.batch is not None and (isinstance(self.batch, bool) or not isinstance(self.batch, int)
                                        or self.batch < 1):
             raise ValueError(f"batch={self.batch!r}: an integer >= 1, or None for a dynamic batch")
+        if self.batch is not None:
+            check_count(self.batch, "batch", "batch")
+        check_float(self.truncation_psi, "truncation_psi", -2.0, 2.0)  # NaN would be baked into the file
         if self.what == "synthesis" and (self.truncation_psi != 1 or self.truncation_cutoff is not None):
             raise ValueError("truncation applies in the mapping network: export 'generator' or 'mapping' "
                              "to fix --truncation-psi")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from torch import nn
 
 from flowergan.export import rosinality as _rosinality
 from flowergan.export.graph import ExportSpec, example_inputs, export_module, input_names, output_name
-from flowergan.infra import atomic_write, atomic_write_text
+from flowergan.infra import temp_name
 
 log = logging.getLogger(__name__)
 
@@ -76,24 +77,75 @@ def export_network(G: nn.Module, spec: ExportSpec, fmt: str, out: str | Path) ->
     module = export_module(G, spec)
     args = example_inputs(G, spec, batch=spec.batch or 2)  # a dynamic batch is traced at 2, not 1 (no specialising)
 
-    def write(tmp: str) -> None:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer warnings about shape asserts: they hold for every batch
-            if fmt == "torchscript":
-                torch.jit.trace(module, args, check_trace=False).save(tmp)
-                return
-            ep = torch.export.export(module, args, dynamic_shapes=_dynamic_shapes(len(args), spec), strict=False)
-            if fmt == "exported-program":
-                torch.export.save(ep, tmp)
-            else:
-                torch.onnx.export(ep, args, tmp, dynamo=True, input_names=input_names(G, spec),
-                                  output_names=[output_name(spec)], opset_version=ONNX_OPSET,
-                                  external_data=False, verbose=False)
-
-    atomic_write(out, write)
     info = describe(G, spec, fmt)
-    atomic_write_text(out.with_name(out.name + ".json"), json.dumps(info, indent=2) + "\n")
+    companion = interface_path(out)
+    remove_stale_temps(out)
+    tmp, tmp_json = temp_name(out), temp_name(companion)
+    try:  # both files are written beside their final names, then renamed: the old pair stays until then
+        _write_graph(module, args, G, spec, fmt, str(tmp))
+        tmp_json.write_text(json.dumps(info, indent=2) + "\n")
+        os.replace(tmp, out)
+        os.replace(tmp_json, companion)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        tmp_json.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno is not None and e.filename is None:
+            e.filename = str(out)  # e.g. a full disk: say which output failed
+        raise
     return info
+
+
+def interface_path(out: str | Path) -> Path:
+    """The companion of an exported file: FILE.json, its interface."""
+    out = Path(out)
+    return out.with_name(out.name + ".json")
+
+
+def remove_stale_temps(out: str | Path) -> list[Path]:
+    """Remove temp files left next to `out` (and its FILE.json) by an export that was killed or aborted
+    (their names carry the writer's process id; those of a live process are kept)."""
+    out = Path(out)
+    gone = []
+    for target in (out, interface_path(out)):
+        for p in target.parent.glob(f".{target.stem}.*.tmp{target.suffix}"):
+            pid = p.name[len(target.stem) + 2:].split("-", 1)[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                p.unlink(missing_ok=True)
+                gone.append(p)
+    return gone
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def estimate_bytes(G: nn.Module) -> int:
+    """A generous estimate of an exported file's size: the generator's tensors as float32 (weights are stored
+    once; the graph itself adds well under a MB), plus a quarter for the format's overhead."""
+    n = sum(t.numel() for t in G.state_dict().values())
+    return int(n * 4 * 1.25) + (1 << 20)
+
+
+def _write_graph(module: nn.Module, args: tuple, G: nn.Module, spec: ExportSpec, fmt: str, tmp: str) -> None:
+    """Trace/export `module` and write it to `tmp` in format `fmt`."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about shape asserts: they hold for every batch
+        if fmt == "torchscript":
+            torch.jit.trace(module, args, check_trace=False).save(tmp)
+            return
+        ep = torch.export.export(module, args, dynamic_shapes=_dynamic_shapes(len(args), spec), strict=False)
+        if fmt == "exported-program":
+            torch.export.save(ep, tmp)
+        else:
+            torch.onnx.export(ep, args, tmp, dynamo=True, input_names=input_names(G, spec),
+                              output_names=[output_name(spec)], opset_version=ONNX_OPSET,
+                              external_data=False, verbose=False)
 
 
 def run_file(path: str | Path, fmt: str, inputs: tuple[torch.Tensor, ...], names: list[str]) -> np.ndarray:

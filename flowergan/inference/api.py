@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from flowergan import infra
-from flowergan.bounds import check_count
+from flowergan.bounds import LIMITS, check_count, limit
+from flowergan.errors import BadInput, BoundsError
 from flowergan.inference.directions import Directions, apply_direction, find_directions, generator_fingerprint
 from flowergan.inference.directions import parse_strengths as _parse_strengths
 from flowergan.inference.images import load_target, make_grid, to_uint8
@@ -84,6 +85,7 @@ class Pipeline:
         self.batch_size = max(1, int(batch_size))
         self.class_names: list[str] | None = None   # from the model's metadata or the dataset, when known
         self._fingerprint: str | None = None
+        self._w_stats: tuple[torch.Tensor, float] | None = None
 
     @classmethod
     def from_loaded(cls, m, batch_size: int = 1) -> Pipeline:
@@ -170,6 +172,46 @@ class Pipeline:
         return torch.cat([self.z_to_ws(self.seeds_to_z([s]), truncation_psi, class_idx, truncation_cutoff)
                           for s in parse_seeds(seeds)])
 
+    # ---- the model's range of w ----------------------------------------------------------------
+    W_STATS_SAMPLES = 1000  # untruncated w sampled (seeded) to measure the typical spread
+
+    @torch.no_grad()
+    def w_stats(self) -> tuple[torch.Tensor, float]:
+        """(w_avg float64 [w_dim], typical spread): the spread is the RMS distance sqrt(E||w - w_avg||^2) of
+        W_STATS_SAMPLES untruncated w (z from RandomState(0); random classes for a conditional model) from
+        w_avg, the point truncation pulls towards (the mapping's tracked average; the sample mean without one).
+        Measured once per Pipeline; the global RNGs are untouched."""
+        if self._w_stats is None:
+            rng = np.random.RandomState(0)
+            z = torch.from_numpy(rng.randn(self.W_STATS_SAMPLES, self.z_dim)).float().to(self.device)
+            c = torch.zeros([z.shape[0], self.c_dim], device=self.device)
+            if self.c_dim:
+                c[torch.arange(z.shape[0]), torch.from_numpy(rng.randint(0, self.c_dim, z.shape[0]))] = 1
+            w = self.G.mapping(z, c, update_w_avg=False)[:, 0].to(torch.float64)   # [S, w_dim]
+            avg = getattr(self.G.mapping, "w_avg", None)
+            avg = avg.to(torch.float64) if avg is not None and bool(avg.any()) else w.mean(dim=0)
+            spread = float((w - avg).norm(dim=1).pow(2).mean().sqrt())
+            self._w_stats = (avg, spread)
+        return self._w_stats
+
+    def check_ws(self, ws: torch.Tensor, where: str = "ws") -> None:
+        """Refuse ws [N, num_ws, w_dim] that are not finite, or that lie farther from w_avg than
+        FLOWERGAN_MAX_W_DISTANCE typical spreads (see `w_stats`): such w render noise, not images.
+        Untruncated samples lie about 1 spread away; truncation psi scales that by |psi|."""
+        if not bool(torch.isfinite(ws).all()):
+            raise BadInput(f"{where}: holds NaN or infinite values (they would render black images)")
+        avg, spread = self.w_stats()
+        if not spread > 0 or ws.numel() == 0:
+            return
+        dist = (ws.to(torch.float64) - avg.to(ws.device)).norm(dim=-1).amax(dim=-1) / spread   # [N]
+        cap = limit("w_distance")
+        i = int(dist.argmax())
+        if float(dist[i]) > cap:
+            raise BoundsError(f"{where}: latent {i} lies {float(dist[i]):,.3g} typical spreads from the model's "
+                              f"average w (untruncated samples lie about 1 away), over the limit of {cap}; it would "
+                              f"render noise. Check the latents (a projection of another model?) or lower the edit "
+                              f"strength (raise the limit with {LIMITS['w_distance'].env}=N)")
+
     # ---- synthesis ---------------------------------------------------------------------------
     @torch.no_grad()
     def synthesize(self, ws: torch.Tensor | np.ndarray, noise_mode: str = DEFAULT_NOISE_MODE,
@@ -187,6 +229,7 @@ class Pipeline:
             raise ValueError(f"ws must be [N, {self.num_ws}, {self.w_dim}] for this model, got {tuple(ws.shape)}")
         if noise_seeds is not None and len(noise_seeds) != ws.shape[0]:
             raise ValueError(f"noise_seeds: {len(noise_seeds)} given for {ws.shape[0]} images")
+        self.check_ws(ws)
         out = []
         if noise_mode == "random" and noise_seeds is not None:
             devices = [self.device] if self.device.type == "cuda" else []

@@ -21,6 +21,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from flowergan.bounds import STRENGTH_RANGE
+from flowergan.errors import BoundsError
+
 __all__ = [
     "METHODS", "DIRECTIONS_FORMAT", "Directions", "style_affines", "sefa", "pca", "class_directions",
     "sample_w", "projection_std", "generator_fingerprint", "parse_layers", "parse_strengths", "apply_direction",
@@ -31,6 +34,8 @@ METHODS = ("sefa", "pca", "class")
 DIRECTIONS_FORMAT = 1
 MAX_DIRECTIONS = 512          # directions per file (w_dim is at most 512 in every preset)
 MAX_SAMPLES = 1_000_000       # sampled w for PCA / std / class means
+UNIT_TOL = 1e-3               # |length - 1| of a stored direction (float32 rows are unit to ~1e-7)
+STD_MAX = 100.0               # std of w along a direction (trained models: ~0.1 to ~5; w_avg norms ~10-30)
 _STRENGTHS = re.compile(r"^\s*(-?[\d.]+(?:e-?\d+)?)\s*:\s*(-?[\d.]+(?:e-?\d+)?)\s*:\s*(\d+)\s*$")
 
 
@@ -178,9 +183,10 @@ def parse_strengths(spec: str | float | list[float], max_steps: int = 1024) -> l
     if isinstance(spec, str):
         m = _STRENGTHS.match(spec)
         if m:
-            a, b, n = float(m.group(1)), float(m.group(2)), int(m.group(3))
-            if not 1 <= n <= max_steps:
+            a, b = (_check_strength(float(m.group(i)), spec) for i in (1, 2))
+            if len(m.group(3)) > 6 or not 1 <= int(m.group(3)) <= max_steps:
                 raise ValueError(f"strength {spec!r}: the step count must be in [1, {max_steps}]")
+            n = int(m.group(3))
             return [a] if n == 1 else [float(v) for v in np.linspace(a, b, n)]
         if ":" in spec:
             raise ValueError(f"strength {spec!r}: write a range as 'start:stop:count', e.g. '-3:3:7'")
@@ -189,7 +195,16 @@ def parse_strengths(spec: str | float | list[float], max_steps: int = 1024) -> l
         raise ValueError(f"strength: {len(vals)} values; at most {max_steps}")
     if not all(math.isfinite(v) for v in vals):
         raise ValueError(f"strength {spec!r}: values must be finite numbers")
-    return vals
+    return [_check_strength(v, spec) for v in vals]
+
+
+def _check_strength(v: float, spec: Any) -> float:
+    """A strength within bounds.STRENGTH_RANGE (std units: -3..3 spans most of the model's w)."""
+    lo, hi = STRENGTH_RANGE
+    if not (math.isfinite(v) and lo <= v <= hi):
+        raise BoundsError(f"strength {str(spec)[:40]!r}: {v:g} is out of range; strengths are in std units of the "
+                          f"direction, use numbers in [{lo:g}, {hi:g}] (-3..3 spans most of the model's range)")
+    return v
 
 
 # ---- the file --------------------------------------------------------------------------------------
@@ -265,25 +280,28 @@ class Directions:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike, max_bytes: int = 8 << 20) -> Directions:
-        """Read a file written by `save` (no code runs; sizes, shapes and the sha256 are checked)."""
+    def load(cls, path: str | os.PathLike) -> Directions:
+        """Read a file written by `save` (no code runs). Both files are bounded regular files
+        (FLOWERGAN_MAX_DIRECTIONS_MB, checked before reading); the sha256, shapes, finite values, unit-length
+        rows and a plausible std (0 <= std <= STD_MAX) are checked: a re-signed file with a huge std or
+        non-unit rows is refused, not rendered."""
         from safetensors.torch import load as st_load
+
+        from flowergan.readers import check_file, read_bytes
 
         path = Path(path)
         if path.suffix == ".json":
             path = path.with_suffix(".safetensors")
         meta_path = path.with_suffix(".json")
         for p in (path, meta_path):
-            if not p.is_file():
+            if not p.exists():
                 raise FileNotFoundError(f"directions file {p} does not exist (a directions file is NAME.safetensors "
                                         f"with NAME.json beside it: flowergan directions writes both)")
-            if p.stat().st_size > max_bytes:
-                raise ValueError(f"{p}: {p.stat().st_size} bytes is too large for a directions file "
-                                 f"(limit {max_bytes})")
-        data = path.read_bytes()
+            check_file(p, "directions file", "directions_mb")
+        data = read_bytes(path, "directions file", "directions_mb")
         try:
-            info = json.loads(meta_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            info = json.loads(read_bytes(meta_path, "directions file", "directions_mb").decode("utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
             raise ValueError(f"{meta_path}: not valid JSON ({e})") from None
         if not isinstance(info, dict) or info.get("format") != "flowergan-directions":
             raise ValueError(f"{meta_path}: not a flowergan directions file (no 'format': 'flowergan-directions')")
@@ -305,6 +323,7 @@ class Directions:
                              f"{tuple(vec.shape)} and {tuple(std.shape)}")
         if not (torch.isfinite(vec).all() and torch.isfinite(std).all()):
             raise ValueError(f"{path}: holds non-finite values")
+        _check_format_values(vec, std, path)
         layers = info.get("layers")
         if not isinstance(layers, list) or not layers or not all(isinstance(i, int) and i >= 0 for i in layers):
             raise ValueError(f"{meta_path}: 'layers' must be a non-empty list of ws indices")
@@ -329,6 +348,22 @@ class Directions:
             raise ValueError(f"{where}: these directions were computed for another model (fingerprint "
                              f"{self.fingerprint[:12]}, this model {fingerprint[:12]}); compute them for this "
                              f"model with flowergan directions")
+
+
+def _check_format_values(vec: torch.Tensor, std: torch.Tensor, path: Path) -> None:
+    """Unit-length rows and 0 <= std <= STD_MAX are part of the file format (a checksum proves only that the
+    two files belong together: their author can re-sign anything)."""
+    norms = vec.to(torch.float64).norm(dim=1)
+    bad = (norms - 1).abs() > UNIT_TOL
+    if bad.any():
+        k = int(bad.nonzero()[0])
+        raise ValueError(f"{path}: direction {k} has length {float(norms[k]):.6g}; directions are unit vectors "
+                         f"(|length - 1| <= {UNIT_TOL:g}). Rewrite the file with flowergan directions")
+    bad = (std < 0) | (std > STD_MAX)
+    if bad.any():
+        k = int(bad.nonzero()[0])
+        raise ValueError(f"{path}: direction {k} has std {float(std[k]):.6g}, outside the plausible range "
+                         f"[0, {STD_MAX:g}] of a model's w; rewrite the file with flowergan directions")
 
 
 def apply_direction(ws: torch.Tensor, offset: torch.Tensor, layers: list[int]) -> torch.Tensor:

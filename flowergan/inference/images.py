@@ -48,14 +48,9 @@ def load_target(target: str | os.PathLike | np.ndarray | PIL.Image.Image, resolu
     Returns uint8 [resolution, resolution, channels] (channels 3: RGB, 1: grayscale).
     """
     if isinstance(target, (str, os.PathLike)):
-        p = Path(target)
-        if not p.is_file():
-            raise FileNotFoundError(f"target photo {p} does not exist")
-        try:
-            with PIL.Image.open(p) as im:
-                pil = im.copy()
-        except PIL.UnidentifiedImageError:
-            raise ValueError(f"target photo {p}: not an image file Pillow can read") from None
+        from flowergan.readers import load_image
+
+        pil = load_image(target, "target photo")  # a bounded regular file, pixels checked from the header
     elif isinstance(target, PIL.Image.Image):
         pil = target
     else:

@@ -16,12 +16,12 @@ def _params(module: torch.nn.Module | None) -> str:
 
 def _run_command(source: Path | None) -> str | None:
     """The training command recorded in the run folder's config.json (a checkpoint's grandparent)."""
-    import json
+    from flowergan.readers import read_json
 
     if source is None or source.parent.name != "checkpoints":
         return None
     try:
-        doc = json.loads((source.parent.parent / "config.json").read_text())
+        doc = read_json(source.parent.parent / "config.json", "run config")
     except (OSError, ValueError):
         return None
     cmd = doc.get("command") if isinstance(doc, dict) else None

@@ -15,6 +15,7 @@ from flowergan.config import FORMAT_VERSION, ConfigError, ModelConfig
 from flowergan.infra import atomic_dir, replace_dir
 from flowergan.networks.discriminator import Discriminator
 from flowergan.networks.generator import Generator
+from flowergan.readers import BadInput, read_text
 
 atomic_replace_dir = replace_dir  # the name other modules import
 
@@ -54,11 +55,13 @@ def read_tensors(path: str | Path, what: str = "weights") -> dict[str, torch.Ten
 def read_json(path: str | Path, what: str) -> dict[str, Any]:
     """A JSON object from `path`, with a clear error for a missing, garbled or non-object file."""
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+    try:  # a regular file of at most FLOWERGAN_MAX_JSON_MB, checked before reading (flowergan/readers.py)
+        doc = json.loads(read_text(path, what, "json_mb"))
     except FileNotFoundError:
         raise ModelFileError(f"{path}: {what} missing; the folder is incomplete") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except BadInput as e:
+        raise ModelFileError(str(e)) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ModelFileError(f"{path}: {what} is not readable JSON ({e}); the file is damaged") from None
     if not isinstance(doc, dict):
         raise ModelFileError(f"{path}: {what} should be a JSON object, got {type(doc).__name__}")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import json
 import logging
 import secrets
@@ -62,8 +61,9 @@ def _data(mime: str, data: bytes) -> str:
 
 def decode_photo(url: Any, max_pixels: int) -> np.ndarray:
     """A data URL (image/png or image/jpeg, base64) -> uint8 RGB [H, W, 3]; the pixel count is checked
-    from the header before the image is decoded."""
-    import PIL.Image
+    from the header before the image is decoded (the one image reader, flowergan.readers.load_image)."""
+    from flowergan.errors import BadInput, BoundsError
+    from flowergan.readers import load_image
 
     if not isinstance(url, str) or not url.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")):
         raise _err(400, "image: must be a data URL of a PNG or JPEG photo ('data:image/png;base64,...')")
@@ -72,14 +72,11 @@ def decode_photo(url: Any, max_pixels: int) -> np.ndarray:
     except (binascii.Error, ValueError):
         raise _err(400, "image: the base64 data is not valid") from None
     try:
-        with PIL.Image.open(io.BytesIO(raw)) as im:
-            if im.format not in ("PNG", "JPEG"):
-                raise _err(400, f"image: a {im.format} file; send a PNG or JPEG")
-            w, h = im.size
-            if w * h > max_pixels or w < 1 or h < 1:
-                raise _err(413, f"image: {w}x{h} pixels; at most {max_pixels} pixels are accepted (resize it)")
+        with load_image(raw, "image", max_pixels=max_pixels, formats=("PNG", "JPEG")) as im:
             return np.asarray(im.convert("RGB"), dtype=np.uint8)
-    except (PIL.UnidentifiedImageError, OSError, ValueError) as e:
+    except BoundsError as e:
+        raise _err(413, f"{e}") from None
+    except (BadInput, OSError, ValueError) as e:
         raise _err(400, f"image: not a readable PNG or JPEG ({e})") from None
 
 
@@ -167,7 +164,8 @@ class EditApi:
             raise _err(400, f"values: an object {{direction index: strength}} with at most {len(d)} entries")
         out = {}
         for k, s in v.items():
-            if not (isinstance(k, str) and k.isdigit() and int(k) < len(d)):
+            # ASCII digits only ('²' is a digit to str.isdigit but not to int) and short (int() refuses 4,300+)
+            if not (isinstance(k, str) and k.isascii() and k.isdigit() and len(k) <= 6 and int(k) < len(d)):
                 raise _err(400, f"values: key {json.dumps(k)[:20]} must be a direction index in [0, {len(d) - 1}]")
             if isinstance(s, bool) or not isinstance(s, (int, float)) or not -lim <= s <= lim:
                 raise _err(400, f"values[{k}]: must be a number in [{-lim:g}, {lim:g}], got {json.dumps(s)[:20]}")

@@ -40,6 +40,7 @@ from flowergan.bounds import MAX_INT_DIGITS, PSI_RANGE
 from flowergan.inference.api import NOISE_MODES, SPACES, Pipeline
 from flowergan.inference.images import png_bytes
 from flowergan.inference.latents import MAX_SEED, parse_styles
+from flowergan.infra import NonFiniteImageError
 from flowergan.web.edit_api import EditApi, EditLimits
 
 log = logging.getLogger(__name__)
@@ -332,8 +333,10 @@ class ExplorerServer(ThreadingHTTPServer):
             fut.cancel()
             raise ApiError(504, f"generation did not finish within {self.limits.timeout_s:g} s; ask for fewer "
                                 f"images or frames") from None
-        except ValueError as e:  # the library's validation (e.g. class index)
+        except ValueError as e:  # the library's validation (e.g. class index, latents out of range)
             raise ApiError(400, str(e)) from None
+        except NonFiniteImageError as e:  # a broken model: one line, no traceback, no PNG
+            raise ApiError(500, str(e)) from None
 
     def info(self) -> dict:
         p = self.pipe
