@@ -287,11 +287,11 @@ def _run(plan: _Plan, kw: dict, info, device) -> None:
         from flowergan.networks.resolve import list_checkpoints
 
         kept = list_checkpoints(run_dir)
-        raise CommandFailed(
-            f"{e.filename or run_dir}: the disk is full ({e.strerror or e}) at {trainer.cur_nimg / 1000:g} kimg; "
-            f"free some space (or move {run_dir} to a larger disk), then continue with `flowergan train --resume "
-            f"{run_dir}`" + (f" (from {kept[-1].name}, the last complete checkpoint)" if kept else ""),
-            FAILURE) from None
+        then = (f"continue with `flowergan train --resume {run_dir}` (from {kept[-1].name}, the last complete "
+                f"checkpoint)" if kept else "start the run again (it has no checkpoint yet)")
+        raise CommandFailed(f"{e.filename or run_dir}: the disk is full ({e.strerror or e}) at "
+                            f"{trainer.cur_nimg / 1000:g} kimg; free some space (or use --out on a larger disk), "
+                            f"then {then}", FAILURE) from None
     if info.is_main:
         click.echo(f"done: {trainer.cur_nimg / 1000:.3f} kimg; samples in {run_dir / 'samples'}, "
                    f"plot {run_dir / 'progress.png'}")

@@ -74,8 +74,30 @@ def test_a_full_disk_while_saving_a_checkpoint_names_it_and_says_how_to_go_on(da
     (run,) = out.iterdir()
     line = r.output.strip().splitlines()[-1]
     assert line.startswith(f"Error: {run / 'checkpoints' / 'snapshot-0000000004'}: the disk is full"), line
-    assert f"flowergan train --resume {run}" in line and "free some space" in line
+    assert "free some space" in line and "start the run again (it has no checkpoint yet)" in line
     assert not list((run / "checkpoints").iterdir()), "no half-written checkpoint or temp folder left"
+
+
+def test_a_full_disk_after_a_checkpoint_says_to_resume_from_it(data16, tmp_path, monkeypatch):
+    import flowergan.networks.store as store
+
+    real, calls = store.save_file, []
+
+    def full_after_first_checkpoint(*args, **kwargs):  # two files a checkpoint: weights, state tensors
+        calls.append(1)
+        if len(calls) > 2:
+            _enospc_safetensors()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "save_file", full_after_first_checkpoint)
+    out = tmp_path / "runs"
+    r = _train(["--data", str(data16), "--out", str(out), *SMALL, "--kimg", "0.008", "--snap", "0.004"])
+    assert r.exit_code == 1, r.output
+    (run,) = out.iterdir()
+    line = r.output.strip().splitlines()[-1]
+    assert line.startswith(f"Error: {run / 'checkpoints' / 'snapshot-0000000008'}: the disk is full"), line
+    assert f"continue with `flowergan train --resume {run}` (from snapshot-0000000004" in line, line
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["snapshot-0000000004"]
 
 
 def test_a_full_disk_while_logging_names_the_log_file(data16, tmp_path, monkeypatch):
