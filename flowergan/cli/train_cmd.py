@@ -60,8 +60,9 @@ def train(**kw) -> None:
     if kw["as_json"]:
         raise click.UsageError("--json goes with --dry-run (a training run writes its settings to RUN/config.json)")
     if plan.resume_ckpt is not None and plan.resume_nimg >= round(plan.resolved.train.kimg * 1000):
-        click.echo(f"--resume {plan.run_dir}: the run is done at {plan.resume_nimg / 1000:g} kimg (its --kimg is "
-                   f"{plan.resolved.train.kimg:g}); pass a larger --kimg to continue training it", err=True)
+        if _is_main():
+            click.echo(f"--resume {plan.run_dir}: the run is done at {plan.resume_nimg / 1000:g} kimg (its --kimg is "
+                       f"{plan.resolved.train.kimg:g}); pass a larger --kimg to continue training it", err=True)
         return
     from flowergan.training.distributed import init_from_env, shutdown
     from flowergan.training.recipe import cuda_available

@@ -82,7 +82,7 @@ def wandb_can_start() -> bool:
         return True
     if env.get("WANDB_DISABLED", "").strip().lower() in ("1", "true", "yes"):
         return True
-    if env.get("WANDB_API_KEY", "").strip():
+    if env.get("WANDB_API_KEY", "").strip() or env.get("WANDB_IDENTITY_TOKEN_FILE", "").strip():
         return True
     if env.get("WANDB_MODE", "").strip():  # online, explicitly: a settings file does not override it
         return _wandb_netrc_key(env.get("WANDB_BASE_URL", "https://api.wandb.ai"))
