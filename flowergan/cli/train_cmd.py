@@ -107,8 +107,8 @@ def _check_log(tcfg) -> None:
 
     try:
         check_backends(tcfg.log)
-    except (ImportError, ValueError) as e:
-        raise _fail(e) from None
+    except (ImportError, ValueError) as e:  # one line, exit 2: the fix is in the message
+        raise BadInput(str(e)) from None
 
 
 def _plan(kw: dict) -> _Plan:

@@ -151,6 +151,7 @@ def test_wandb_without_a_key_is_refused_before_the_run_folder(data16, no_wandb_l
     r = _train(["--data", str(data16), "--out", str(out), *SMALL, "--kimg", "0.004", "--log", "wandb"])
     assert r.exit_code == 2, r.output
     assert "wandb login" in r.output and "WANDB_MODE=offline" in r.output and "internal error" not in r.output
+    assert r.output.count("Error:") == 1 and "Usage:" not in r.output
     assert not out.exists()
 
 
