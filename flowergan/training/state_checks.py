@@ -15,7 +15,7 @@ import torch
 from flowergan.config import ModelConfig
 from flowergan.networks.store import ModelFileError
 
-CUDA_RNG_BYTES = 16  # torch's CUDA (Philox) generator state: seed and offset, 8 bytes each
+CUDA_RNG_BYTES = 16  # torch's CUDA (Philox) generator state: seed and offset, 8 bytes each (checked live on CUDA)
 _MT_KEYS = 624       # numpy MT19937 state words
 
 
@@ -141,9 +141,13 @@ def check_rng_tensors(tensors: dict[str, torch.Tensor], where: Path) -> None:
             raise _bad(where, f"'rng.cpu' is {cpu.dtype} {list(cpu.shape)}, not a CPU generator state "
                               f"(uint8 {list(want.shape)})")
     cuda = tensors.get("rng.cuda")
-    if cuda is not None and (cuda.dtype != torch.uint8 or list(cuda.shape) != [CUDA_RNG_BYTES]):
+    if cuda is None:
+        return
+    # Its size is the live generator's where CUDA is present (the only place it is restored), else torch's 16.
+    want_bytes = torch.cuda.get_rng_state().numel() if torch.cuda.is_available() else CUDA_RNG_BYTES
+    if cuda.dtype != torch.uint8 or list(cuda.shape) != [want_bytes]:
         raise _bad(where, f"'rng.cuda' is {cuda.dtype} {list(cuda.shape)}, not a CUDA generator state "
-                          f"(uint8 [{CUDA_RNG_BYTES}])")
+                          f"(uint8 [{want_bytes}])")
 
 
 def check_state(state: dict[str, Any], tensors: dict[str, torch.Tensor], where: Path, ckpt_dir: Path) -> None:
