@@ -41,3 +41,31 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def dry_run_sections(text: str) -> dict[str, dict[str, str]]:
+    """`train --dry-run`'s readable report -> {'settings' | 'train' | 'model': {name: value as printed}}."""
+    heads = {"Resolved settings:": "settings", 'Training options (RUN/config.json "train"):': "train",
+             'Model (RUN/config.json "model"):': "model"}
+    out: dict[str, dict[str, str]] = {}
+    cur = None
+    for line in text.splitlines():
+        if line in heads:
+            cur = out.setdefault(heads[line], {})
+        elif cur is not None and line.startswith("  "):
+            name, _, value = line.strip().partition("  ")
+            cur[name] = value.strip()
+        else:
+            cur = None
+    return out
+
+
+def shown(v) -> str:
+    """A value as the dry-run report prints it (None '-', booleans yes/no, lists comma-separated)."""
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(shown(x) for x in v) or "-"
+    return str(v)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import pickle
+import re
 import sys
 
 import click
@@ -87,6 +88,10 @@ def classify(e: BaseException) -> tuple[int, str] | None:
     if isinstance(e, MemoryError) or "can't allocate memory" in msg or "out of memory" in msg.lower():
         return FAILURE, (f"out of memory ({msg[:200]}); ask for a smaller batch, model or image count, or use a "
                          f"machine with more memory")
+    os_code = re.search(r"os error (\d+)", msg) if type(e).__name__ == "SafetensorError" else None
+    if os_code:  # safetensors' wrapping of a failed read or write (e.g. a full disk): the OS error it is
+        code = int(os_code.group(1))
+        return _os_error(OSError(code, os.strerror(code), getattr(e, "filename", None)))
     if isinstance(e, (BadInput, pickle.UnpicklingError)) or type(e).__name__ == "SafetensorError":
         return BAD_INPUT, msg
     if isinstance(e, BrokenPipeError):

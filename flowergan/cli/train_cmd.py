@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -12,8 +13,11 @@ from typing import Any
 
 import click
 
+from flowergan.cli.errors import FAILURE, CommandFailed
 from flowergan.cli.model_flags import model_options, pop_model_fields
 from flowergan.cli.train_options import pop_train_values, train_options
+from flowergan.cli.train_summary import describe_plan
+from flowergan.errors import BadInput, BoundsError
 
 # Architecture fields that fine-tuning takes from the starting weights (the rest are training settings).
 _TRAINING_MODEL_FIELDS = ("mbstd_group", "num_fp16_res", "conv_clamp")
@@ -51,10 +55,15 @@ def train(**kw) -> None:
         if kw["as_json"]:
             click.echo(json.dumps(plan.resolved.summary()))
         else:
-            click.echo(json.dumps({"settings": plan.resolved.summary(), **plan.record}, indent=2))
+            click.echo(describe_plan(plan.resolved.summary(), plan.record, _run_folder_line(plan, kw)))
         return
     if kw["as_json"]:
         raise click.UsageError("--json goes with --dry-run (a training run writes its settings to RUN/config.json)")
+    if plan.resume_ckpt is not None and plan.resume_nimg >= round(plan.resolved.train.kimg * 1000):
+        if _is_main():
+            click.echo(f"--resume {plan.run_dir}: the run is done at {plan.resume_nimg / 1000:g} kimg (its --kimg is "
+                       f"{plan.resolved.train.kimg:g}); pass a larger --kimg to continue training it", err=True)
+        return
     from flowergan.training.distributed import init_from_env, shutdown
     from flowergan.training.recipe import cuda_available
 
@@ -80,6 +89,7 @@ class _Plan:
     init_modules: dict[str, Any] | None = None
     desc: str = ""
     notes: list[str] = field(default_factory=list)
+    resume_nimg: int = 0                       # images shown at the resumed checkpoint
 
 
 def _explicit(ctx: click.Context, name: str) -> bool:
@@ -97,8 +107,8 @@ def _check_log(tcfg) -> None:
 
     try:
         check_backends(tcfg.log)
-    except (ImportError, ValueError) as e:
-        raise _fail(e) from None
+    except (ImportError, ValueError) as e:  # one line, exit 2: the fix is in the message
+        raise BadInput(str(e)) from None
 
 
 def _plan(kw: dict) -> _Plan:
@@ -139,6 +149,7 @@ def _plan(kw: dict) -> _Plan:
                 f"--snap, --keep, --metrics, --metrics-num, --log-every and --log may change, and --amp between off "
                 f"and bf16), or start a new run from its weights with --finetune {run_dir} and the new settings.")
         tcfg = saved_train.replace(**given)
+        _check_workers(tcfg)
         if tcfg.amp != saved_train.amp:
             click.echo(f"--resume: precision {saved_train.amp} -> {tcfg.amp} from here on (the same weights and "
                        f"optimiser state; the steps round differently)", err=True)
@@ -149,7 +160,11 @@ def _plan(kw: dict) -> _Plan:
         except ConfigError as e:
             raise _fail(e) from None
         dataset = _open_dataset(r.train) if not kw["dry_run"] else None
-        return _Plan(r, {**saved, "train": r.train.to_dict()}, dataset, run_dir, resume_ckpt)
+        state = _resume_state(resume_ckpt)
+        if dataset is not None:
+            _check_resume_data(dataset, saved_model, state, r.train.data, run_dir)
+        return _Plan(r, {**saved, "train": r.train.to_dict()}, dataset, run_dir, resume_ckpt,
+                     resume_nimg=state["cur_nimg"])
 
     # A new run: base (defaults or --config) <- flags.
     base, file_model, file_preset = TrainConfig(), {}, None
@@ -163,6 +178,7 @@ def _plan(kw: dict) -> _Plan:
         tcfg.validate()
     except ConfigError as e:
         raise _fail(e) from None
+    _check_workers(tcfg)
     _check_log(tcfg)
 
     # The data decides resolution, channels and label width.
@@ -223,6 +239,7 @@ def _plan(kw: dict) -> _Plan:
             notes.append("--finetune: using the architecture of the starting weights (model flags ignored)")
         model_fields = {**arch, **{k: model_fields[k] for k in _TRAINING_MODEL_FIELDS if k in model_fields}}
         init_modules = {k: start[k] for k in ("G", "G_ema", "D")}
+        preset_name = _preset_of(arch, tcfg, res, world)  # the run folder is named after what is trained
     try:
         r = resolve(tcfg, model_fields, resolution=res, world_size=world, cuda=cuda_available())
     except ConfigError as e:
@@ -265,9 +282,95 @@ def _run(plan: _Plan, kw: dict, info, device) -> None:
         train(trainer, progress=not kw["no_progress"])
     except TrainingDiverged as e:
         raise click.ClickException(str(e)) from None
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT) or run_dir is None:
+            raise
+        from flowergan.networks.resolve import list_checkpoints
+
+        kept = list_checkpoints(run_dir)
+        then = (f"continue with `flowergan train --resume {run_dir}` (from {kept[-1].name}, the last complete "
+                f"checkpoint)" if kept else "start the run again (it has no checkpoint yet)")
+        raise CommandFailed(f"{e.filename or run_dir}: the disk is full ({e.strerror or e}) at "
+                            f"{trainer.cur_nimg / 1000:g} kimg; free some space (or use --out on a larger disk), "
+                            f"then {then}", FAILURE) from None
     if info.is_main:
         click.echo(f"done: {trainer.cur_nimg / 1000:.3f} kimg; samples in {run_dir / 'samples'}, "
                    f"plot {run_dir / 'progress.png'}")
+
+
+def _check_workers(tcfg) -> None:
+    """--data-workers: at most the usable CPU cores (more only decode slower and may exhaust the machine), and the
+    "workers" limit; FLOWERGAN_MAX_WORKERS=N allows up to N whatever the core count."""
+    from flowergan.bounds import LIMITS
+
+    n, lim = tcfg.data_workers, LIMITS["workers"]
+    if n <= 0:
+        return
+    cpus = _usable_cpus()
+    raised = bool(os.environ.get(lim.env, "").strip())
+    cap = lim.value() if raised else min(lim.value(), cpus)
+    if n > cap:
+        why = f"the limit {lim.env} allows" if raised else f"this machine has {cpus} usable CPU cores"
+        raise BoundsError(f"--data-workers {n:,}: more background processes than {why} (at most {cap:,}); use "
+                          f"--data-workers -1 (auto) or a number up to {cap:,}, or raise the limit with "
+                          f"{lim.env}=N")
+
+
+def _usable_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _preset_of(arch: dict[str, Any], tcfg, res: int, world: int) -> str:
+    """The preset whose model (at this resolution) is `arch` (a fine-tune's starting architecture), the most
+    specific first; 'custom' when none is."""
+    from flowergan.config import PRESET_FIELDS, ConfigError
+    from flowergan.training.recipe import cuda_available, resolve
+
+    for name in sorted(PRESET_FIELDS, key=lambda n: -len(PRESET_FIELDS[n])):
+        try:
+            m = resolve(tcfg, {**PRESET_FIELDS[name], "resolution": res}, resolution=res, world_size=world,
+                        cuda=cuda_available()).model.to_dict()
+        except ConfigError:
+            continue
+        if all(m.get(k) == v for k, v in arch.items() if k != "c_dim"):
+            return name
+    return "custom"
+
+
+def _resume_state(ckpt: Path) -> dict[str, Any]:
+    from flowergan.config import ConfigError
+    from flowergan.training.checkpoint import read_checkpoint_state
+
+    try:
+        return read_checkpoint_state(ckpt)[0]
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from None
+
+
+def _check_resume_data(dataset, model, state: dict[str, Any], data: str, run_dir: Path) -> None:
+    """The run's data must still be what it was trained on: resolution, channels and image count."""
+    have = f"{dataset.resolution}x{dataset.resolution} with {dataset.num_channels} channel(s)"
+    want = f"{model.resolution}x{model.resolution} with {model.img_channels} channel(s)"
+    if have != want:
+        raise BadInput(f"--resume {run_dir}: the run was trained on {want} images but its data {data} now "
+                               f"holds {have}; put the run's dataset back at that path, or start a new run "
+                               f"(--finetune {run_dir} with data prepared at {model.resolution}x{model.resolution})")
+    n = state["sampler"].get("n")
+    if isinstance(n, int) and n != len(dataset):
+        raise BadInput(f"--resume {run_dir}: the run was trained on {n:,} images (x-flips included) but "
+                               f"its data {data} now holds {len(dataset):,}; put the run's dataset back, or start "
+                               f"a new run from its weights with --finetune {run_dir}")
+
+
+def _run_folder_line(plan: _Plan, kw: dict) -> str:
+    if plan.run_dir is not None:
+        return f"continues {plan.run_dir} from {plan.resume_ckpt.name} ({plan.resume_nimg / 1000:g} kimg)"
+    from flowergan.training.loop import next_run_dir
+
+    return f"{next_run_dir(Path(kw['out_dir']), plan.desc)} (made when training starts)"
 
 
 def _world_size() -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Any
 
 import torch
 
-from flowergan.config import ModelConfig
+from flowergan.config import ConfigError, ModelConfig
 from flowergan.networks.resolve import CHECKPOINTS_DIR, first_that_loads, list_checkpoints
 from flowergan.networks.store import (
     CONFIG_NAME,
@@ -25,6 +26,7 @@ from flowergan.networks.store import (
     read_tensors,
     write_model_dir,
 )
+from flowergan.training import state_checks
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +76,29 @@ def save_checkpoint(run_dir: Path, cfg: ModelConfig, modules: dict[str, torch.nn
         raise ModelFileError(f"refusing to save a checkpoint at {state['cur_nimg']} images: {', '.join(bad)} is "
                              f"not finite (training diverged)")
     out = Path(run_dir) / CHECKPOINTS_DIR / checkpoint_name(int(state["cur_nimg"]))
-    write_model_dir(out, cfg, modules, meta=meta,
-                    extra_files={STATE_TENSORS: tensors, STATE_JSON: {**state, "optimizers": opt_meta}})
+    try:
+        write_model_dir(out, cfg, modules, meta=meta,
+                        extra_files={STATE_TENSORS: tensors, STATE_JSON: {**state, "optimizers": opt_meta}})
+    except OSError as e:
+        if e.filename is None:
+            e.filename = str(out)
+        raise
+    except Exception as e:
+        err = os_error_of(e, out)
+        if err is None:
+            raise
+        raise err from e
     return out
+
+
+def os_error_of(e: BaseException, path: Path) -> OSError | None:
+    """A safetensors write that failed in the operating system (e.g. a full disk: "os error 28") as the
+    OSError it wraps, naming `path`; None for any other error."""
+    m = re.search(r"os error (\d+)", str(e))
+    if type(e).__name__ != "SafetensorError" or m is None:
+        return None
+    code = int(m.group(1))
+    return OSError(code, os.strerror(code), str(path))
 
 
 _STATE_KEYS = {"cur_nimg": int, "batch_idx": int, "pl_mean": (int, float), "sampler": dict, "optimizers": dict}
@@ -84,7 +106,8 @@ _STATE_KEYS = {"cur_nimg": int, "batch_idx": int, "pl_mean": (int, float), "samp
 
 def read_checkpoint_state(ckpt_dir: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(train_state.json, train_state.safetensors) of a checkpoint, checked: every required key with its type,
-    every tensor finite. Raises ModelFileError saying what is wrong."""
+    every tensor finite, every restored number plausible (state_checks). Raises ModelFileError saying what is
+    wrong."""
     ckpt_dir = Path(ckpt_dir)
     if not (ckpt_dir / STATE_JSON).exists() and (ckpt_dir / CONFIG_NAME).is_file() \
             and not (ckpt_dir / STATE_TENSORS).exists():
@@ -103,6 +126,7 @@ def read_checkpoint_state(ckpt_dir: Path) -> tuple[dict[str, Any], dict[str, tor
         raise ModelFileError(f"{ckpt_dir / STATE_JSON}: negative image or batch counter; the file is damaged")
     tensors = read_tensors(ckpt_dir / STATE_TENSORS, "training state tensors")
     check_finite({k: v for k, v in tensors.items() if not k.startswith("rng.")}, str(ckpt_dir / STATE_TENSORS))
+    state_checks.check_state(state, tensors, ckpt_dir / STATE_JSON, ckpt_dir)
     return state, tensors
 
 
@@ -133,18 +157,22 @@ def load_optimizer_state(opt: torch.optim.Optimizer, saved: dict[str, Any]) -> N
 
 
 def verify_checkpoint(ckpt_dir: Path) -> None:
-    """Everything `--resume` will read, read and checked now: model config, weights (finite), training state.
-    Raises ModelFileError with the reason."""
+    """Everything `--resume` will read, read and checked now: model config, weights (finite, of the config's
+    networks), training state (every number). Raises ModelFileError with the reason."""
     ckpt_dir = Path(ckpt_dir)
-    cfg, _ = read_model_config(ckpt_dir)
+    cfg, doc = read_model_config(ckpt_dir)
     weights = read_tensors(ckpt_dir / WEIGHTS_NAME)
     for net in ("G", "G_ema", "D"):
         if not any(k.startswith(net + ".") for k in weights):
             raise ModelFileError(f"{ckpt_dir / WEIGHTS_NAME}: no {net} weights; a training checkpoint holds "
                                  f"G, G_ema and D")
     check_finite(weights, str(ckpt_dir / WEIGHTS_NAME))
+    state_checks.check_weights_fit(cfg, weights, ckpt_dir / WEIGHTS_NAME, ckpt_dir / CONFIG_NAME)
     del weights
-    read_checkpoint_state(ckpt_dir)
+    state, _ = read_checkpoint_state(ckpt_dir)
+    train = doc.get("train")
+    state_checks.check_batch_count(state, train.get("batch") if isinstance(train, dict) else None,
+                                   ckpt_dir / STATE_JSON)
 
 
 @dataclass
@@ -197,10 +225,24 @@ def find_resume(spec: str | Path, out_dir: str | Path) -> ResumePoint:
             run_dir, candidates = target.parent.parent, [target]
         else:
             raise ModelFileError(f"--resume {target}: neither a run folder with checkpoints/ nor a checkpoint")
-    c, _, skipped = first_that_loads(candidates, verify_checkpoint, f"--resume {spec}",
+    c, _, skipped = first_that_loads(candidates, lambda c: _verify_for_run(run_dir, c), f"--resume {spec}",
                                      f"no checkpoint of {run_dir} loads and verifies",
                                      "Start a new run, or restore a checkpoint from a backup.")
     return ResumePoint(run_dir, c, _run_config(run_dir, c), skipped)
+
+
+def _verify_for_run(run_dir: Path, ckpt_dir: Path) -> None:
+    """verify_checkpoint, and the checkpoint's model is the run's (run/config.json 'model')."""
+    verify_checkpoint(ckpt_dir)
+    cfg, _ = read_model_config(ckpt_dir)
+    try:  # a damaged run config.json is replaced by the checkpoint's own copy later (_run_config): nothing to compare
+        run_model = ModelConfig.from_dict(read_json(run_dir / CONFIG_NAME, "run config")["model"]).to_dict()
+    except (ConfigError, KeyError, TypeError):
+        return
+    diff = [f"{k} {v!r} (the run's {run_model[k]!r})" for k, v in cfg.to_dict().items() if run_model.get(k) != v]
+    if diff:
+        raise ModelFileError(f"{ckpt_dir / CONFIG_NAME}: the checkpoint's model differs from the run's "
+                             f"{run_dir / CONFIG_NAME}: {', '.join(diff[:4])}; it belongs to another run")
 
 
 def _run_config(run_dir: Path, ckpt_dir: Path) -> dict[str, Any]:

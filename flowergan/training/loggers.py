@@ -22,7 +22,8 @@ LOG_FILE = "log.jsonl"
 
 
 def check_backends(names: tuple[str, ...] | list[str]) -> None:
-    """Raise before any work if a backend is unknown or its optional package is missing."""
+    """Raise before any work if a backend is unknown, its optional package is missing or does not import, or
+    (W&B) it could not start a run without asking for a key."""
     for name in names:
         if name not in LOGGERS:
             raise ValueError(f"log backend {name!r}: choose from {', '.join(LOGGERS)}")
@@ -31,6 +32,65 @@ def check_backends(names: tuple[str, ...] | list[str]) -> None:
             if importlib.util.find_spec(module) is None:
                 raise ImportError(f"--log {name} needs the optional {module} package: "
                                   f"pip install 'flowergan[{extra}]'")
+        if name == "tensorboard":
+            try:
+                import torch.utils.tensorboard  # noqa: F401  (fails when the installed tensorboard is broken)
+            except Exception as e:
+                raise ImportError(f"--log tensorboard: the tensorboard package does not import "
+                                  f"({' '.join(str(e).split())[:200]}); reinstall it: pip install "
+                                  f"'flowergan[tensorboard]'") from None
+        if name == "wandb" and not wandb_can_start():
+            raise ValueError("--log wandb: no W&B API key is configured and W&B is not in offline mode; run "
+                             "`wandb login` (or set WANDB_API_KEY), or log offline with WANDB_MODE=offline "
+                             "(and `wandb sync` the run folder's wandb/ later)")
+
+
+_WANDB_LOCAL_MODES = ("offline", "disabled", "dryrun")  # modes that need no key
+
+
+def _wandb_settings_mode(path: Path) -> str:
+    """`mode` in a W&B settings file (what `wandb offline` / `wandb online` write), '' if none."""
+    import configparser
+
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(path)
+        return parser.get("default", "mode", fallback="").strip().lower()
+    except (configparser.Error, OSError, UnicodeError):
+        return ""
+
+
+def _wandb_netrc_key(base_url: str) -> bool:
+    import netrc
+    from urllib.parse import urlsplit
+
+    path = Path(os.environ.get("NETRC") or Path.home() / ".netrc")
+    host = urlsplit(base_url).netloc
+    try:
+        creds = netrc.netrc(str(path)).authenticators(host) if host and path.is_file() else None
+    except (netrc.NetrcParseError, OSError, UnicodeError):
+        return False
+    return bool(creds and creds[2])
+
+
+def wandb_can_start() -> bool:
+    """True when W&B can start a run without prompting, checked without importing wandb or any network: an
+    offline/disabled mode (WANDB_MODE, WANDB_DISABLED, or the settings `wandb offline` writes), or an API key
+    (WANDB_API_KEY, or the .netrc entry `wandb login` writes for WANDB_BASE_URL)."""
+    env = os.environ
+    if env.get("WANDB_MODE", "").strip().lower() in _WANDB_LOCAL_MODES:
+        return True
+    if env.get("WANDB_DISABLED", "").strip().lower() in ("1", "true", "yes"):
+        return True
+    if env.get("WANDB_API_KEY", "").strip() or env.get("WANDB_IDENTITY_TOKEN_FILE", "").strip():
+        return True
+    if env.get("WANDB_MODE", "").strip():  # online, explicitly: a settings file does not override it
+        return _wandb_netrc_key(env.get("WANDB_BASE_URL", "https://api.wandb.ai"))
+    config_dir = Path(env.get("WANDB_CONFIG_DIR") or Path.home() / ".config" / "wandb")
+    workspace = Path(env.get("WANDB_DIR") or ".") / "wandb"
+    if any(_wandb_settings_mode(d / "settings") in _WANDB_LOCAL_MODES for d in (workspace, config_dir)):
+        return True
+    return _wandb_netrc_key(env.get("WANDB_BASE_URL", "https://api.wandb.ai"))
 
 
 def _step(record: dict[str, Any]) -> int:
@@ -52,8 +112,13 @@ class JsonlLogger:
         self.path = self.run_dir / LOG_FILE
 
     def _append(self, obj: dict[str, Any]) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps(obj) + "\n")
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(obj) + "\n")
+        except OSError as e:  # e.g. a full disk: the error of a write names no file
+            if e.filename is None:
+                e.filename = str(self.path)
+            raise
 
     def config(self, cfg: dict[str, Any]) -> None:
         """The run's config as the log's first line; a resumed run's log already has it (config.json has the rest)."""
@@ -105,8 +170,12 @@ class WandbLogger:
 
         self.wandb = wandb
         run_dir = Path(run_dir)
-        self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "flowergan"), name=run_dir.name,
-                              dir=str(run_dir), config=cfg or {}, reinit="create_new")
+        try:
+            self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "flowergan"), name=run_dir.name,
+                                  dir=str(run_dir), config=cfg or {}, reinit="create_new")
+        except Exception as e:  # wandb's own errors (no key, no network) are not ours to print as a traceback
+            raise RuntimeError(f"--log wandb: W&B could not start a run ({' '.join(str(e).split())[:200]}); check "
+                               f"the network, run `wandb login`, or log offline with WANDB_MODE=offline") from e
 
     def config(self, cfg: dict[str, Any]) -> None:
         self.run.config.update(cfg, allow_val_change=True)

@@ -42,12 +42,17 @@ class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the run stopped and the last good checkpoint is kept."""
 
 
-def new_run_dir(out: Path, desc: str) -> Path:
-    """out/NNNNN-desc with the next free number (like the official trainer)."""
+def next_run_dir(out: Path, desc: str) -> Path:
+    """out/NNNNN-desc with the next free number (like the official trainer); nothing is created."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    ids = [int(m.group(1)) for p in out.iterdir() if (m := re.match(r"^(\d+)-", p.name))]
-    run = out / f"{(max(ids) + 1 if ids else 0):05d}-{desc}"
+    ids = [int(m.group(1)) for p in out.iterdir() if (m := re.match(r"^(\d+)-", p.name))] if out.is_dir() else []
+    return out / f"{(max(ids) + 1 if ids else 0):05d}-{desc}"
+
+
+def new_run_dir(out: Path, desc: str) -> Path:
+    """Create out/NNNNN-desc with the next free number."""
+    Path(out).mkdir(parents=True, exist_ok=True)
+    run = next_run_dir(out, desc)
     run.mkdir()
     return run
 
@@ -299,6 +304,7 @@ class Trainer:
     def _resume(self, path: Path) -> None:
         from flowergan.networks.store import load_model_dir
 
+        ckpt.verify_checkpoint(path)  # every restored number checked before any is used
         d = load_model_dir(path, which=("G", "G_ema", "D"))
         if d["config"] != self.model_cfg:
             raise ValueError(f"{path}: the checkpoint's model config differs from this run's; resume without "
@@ -379,7 +385,9 @@ def train(trainer: Trainer, *, progress: bool = True) -> dict[str, Any]:
     if progress and info.is_main:
         from tqdm import tqdm
 
-        bar = tqdm(total=round(total / 1000, 3), initial=round(trainer.cur_nimg / 1000, 3), unit="kimg",
+        # Counted in whole images, capped at the total (the last batch may overshoot it), shown in kimg: a float
+        # count overshot the total, with a TqdmWarning and a negative time left at the end of every run.
+        bar = tqdm(total=total, initial=min(trainer.cur_nimg, total), unit="img", unit_scale=1e-3,
                    dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} kimg [{elapsed}<{remaining}{postfix}]")
     next_log = (trainer.cur_nimg // log_nimg + 1) * log_nimg
     next_snap = (trainer.cur_nimg // snap_nimg + 1) * snap_nimg
@@ -390,7 +398,7 @@ def train(trainer: Trainer, *, progress: bool = True) -> dict[str, Any]:
             prev = trainer.cur_nimg
             trainer.step()
             if bar is not None:
-                bar.update((trainer.cur_nimg - prev) / 1000)
+                bar.update(min(trainer.cur_nimg, total) - min(prev, total))
             done = trainer.cur_nimg >= total
             if trainer.cur_nimg >= next_log or trainer.cur_nimg >= next_snap or done:
                 bad = trainer.stats.nonfinite()
