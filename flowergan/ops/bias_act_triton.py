@@ -146,7 +146,10 @@ class _BiasAct(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy: torch.Tensor):
         (y,) = ctx.saved_tensors
-        dx = _BiasActGrad.apply(dy, y, ctx.p)
+        # Nothing flows back to y (the derivative is piecewise constant), but the plain formula's graph links
+        # its input to the gradient for lrelu/relu and not for linear; do the same, so that exactly the same
+        # parameters end up with a (zero) gradient instead of none: Adam treats those two differently.
+        dx = _BiasActGrad.apply(dy, y if ctx.p["ACT"] == 1 else y.detach(), ctx.p)
         db = None
         if ctx.has_bias and ctx.needs_input_grad[1]:
             dims = [d for d in range(dx.ndim) if d != ctx.dim]

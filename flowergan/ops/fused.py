@@ -52,10 +52,14 @@ def bias_act_kernels(x: torch.Tensor) -> ModuleType | None:
         return _state["module"]
     if x.is_cuda and torch.cuda.is_current_stream_capturing():
         return None  # the check synchronises: never inside a graph capture
-    try:
-        if _state["module"] is None:
+    if _state["module"] is None:
+        try:
             from flowergan.ops import bias_act_triton
-            _state["module"] = bias_act_triton
+        except ImportError as e:
+            disable(f"triton is not importable ({type(e).__name__}: {e})")
+            return None
+        _state["module"] = bias_act_triton
+    try:
         error = _self_check(_state["module"], x.device, x.dtype)
     except Exception as e:  # noqa: BLE001 - any import, compile or launch failure means "use the plain path"
         disable(f"bias_act self-check on {x.device} raised {type(e).__name__}: {str(e).splitlines()[0][:200]}")
@@ -88,7 +92,8 @@ def _self_check(mod: ModuleType, device: torch.device, dtype: torch.dtype) -> st
             (dw,) = torch.autograd.grad(dx.square().sum() + db.square().sum(), [w])  # the second-order path
             outs.append((y, dx, db, dw))
         for name, a, r in zip(("y", "dx", "db", "d(dx)"), *outs):
-            err = float((a.float() - r.float()).abs().max() / (r.float().abs().max() + 1))
+            a, r = a.detach().float(), r.detach().float()
+            err = float((a - r).abs().max() / (r.abs().max() + 1))
             if not err <= tol:  # also catches NaN
                 return f"{name} differs from the plain formula by {err:.3g} (tolerance {tol:g})"
     return None
