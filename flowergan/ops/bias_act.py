@@ -99,6 +99,8 @@ def _fused(x: torch.Tensor, b: torch.Tensor | None, dim: int, act: str, alpha: f
     """The Triton kernel's result where it applies and works, else None (the caller runs the plain formula)."""
     if act not in ("linear", "relu", "lrelu") or clamp == 0 or x.numel() == 0:
         return None
+    if act == "linear" and (clamp is None or clamp < 0):
+        return None  # x + b (times gain) is already one op, and its backward needs no saved tensor
     kernels = fused.bias_act_kernels(x)
     if kernels is None or not kernels.is_dense(x) or (b is not None and b.shape != (x.shape[dim],)):
         return None
