@@ -1,12 +1,10 @@
 """The fused Triton bias_act against the plain formula, run on CPU tensors by Triton's interpreter.
 
-TRITON_INTERPRET=1 is set only while this module's fixture imports the kernels (Triton reads it when a kernel
-is defined) and restored afterwards, so no other test sees it.
+TRITON_INTERPRET=1 is set only while the `triton_kernels` fixture (tests/core/conftest.py) defines the kernels,
+and restored at once, so no other test sees it.
 """
 
-import importlib
 import math
-import os
 
 import pytest
 import torch
@@ -20,24 +18,8 @@ from flowergan.ops.bias_act import bias_act, bias_act_reference, bias_lrelu_  # 
 
 
 @pytest.fixture(scope="module")
-def kern():
-    """The kernels module, defined under the interpreter; the dispatch allows CPU tensors meanwhile."""
-    old = os.environ.get("TRITON_INTERPRET")
-    os.environ["TRITON_INTERPRET"] = "1"
-    try:
-        import flowergan.ops.bias_act_triton as mod
-        mod = importlib.reload(mod)
-    finally:
-        if old is None:
-            del os.environ["TRITON_INTERPRET"]
-        else:
-            os.environ["TRITON_INTERPRET"] = old
-    fused.reset()
-    fused.DEVICE_TYPES.add("cpu")
-    yield mod
-    fused.DEVICE_TYPES.discard("cpu")
-    fused.reset()
-    importlib.reload(mod)  # leave the compiled (non-interpreted) definitions behind
+def kern(triton_kernels):
+    return triton_kernels[0]
 
 
 def _input(shape, dtype, channels_last=False, seed=0):
@@ -150,10 +132,10 @@ def test_dispatch_runs_the_kernel_in_place_for_bias_lrelu(kern, monkeypatch):
 
 
 @pytest.mark.parametrize("fp16_res,rtol", [(0, 1e-4), (2, 2e-2)])
-def test_tiny_networks_train_step_matches_plain_path(kern, monkeypatch, fp16_res, rtol):
-    """Every call site of G and D (mapping, synthesis, toRGB, D's convs and epilogue) with R1 and path length,
-    in fp32 and with fp16 blocks: the kernels give the same losses and gradients as the plain ops, and the
-    same parameters receive a gradient."""
+def test_tiny_networks_train_step_matches_plain_path(kern, triton_kernels, monkeypatch, fp16_res, rtol):
+    """Every call site of G and D (mapping, synthesis, toRGB, D's convs and epilogue, every FIR resampling)
+    with R1 and path length, in fp32 and with fp16 blocks: both kernels give the same losses and gradients as
+    the plain ops, and the same parameters receive a gradient."""
     from flowergan.config import ModelConfig
     from flowergan.networks import build_networks, layers
 
@@ -178,19 +160,21 @@ def test_tiny_networks_train_step_matches_plain_path(kern, monkeypatch, fp16_res
         named = [*G.named_parameters(prefix="G"), *D.named_parameters(prefix="D")]
         return [("loss", loss.detach())] + [(n, p.grad) for n, p in named if p.grad is not None]
 
-    calls = []
-    real = kern.bias_act_triton
+    calls, fir_calls = [], []
+    real, fir = kern.bias_act_triton, triton_kernels[1]
+    real_fir = fir.upfirdn2d_triton
     kern.bias_act_triton = lambda *a, **k: calls.append(1) or real(*a, **k)
+    fir.upfirdn2d_triton = lambda *a: fir_calls.append(1) or real_fir(*a)
     try:
         ours = step()
     finally:
-        kern.bias_act_triton = real
+        kern.bias_act_triton, fir.upfirdn2d_triton = real, real_fir
     fused.DEVICE_TYPES.discard("cpu")
     try:
         ref = step()
     finally:
         fused.DEVICE_TYPES.add("cpu")
-    assert len(calls) > 10
+    assert len(calls) > 10 and len(fir_calls) > 5 and fused._state["disabled"] is None
     assert [n for n, _ in ours] == [n for n, _ in ref]
     for (name, a), (_, r) in zip(ours, ref):
         torch.testing.assert_close(a, r, rtol=rtol, atol=rtol * float(r.abs().max()), msg=name)

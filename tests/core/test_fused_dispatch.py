@@ -38,7 +38,7 @@ def _stand_in(kernel):
 def _on_cpu(monkeypatch, mod):
     """Let CPU tensors take the fused path, with `mod` as the kernels."""
     monkeypatch.setattr(fused, "DEVICE_TYPES", {"cuda", "cpu"})
-    fused._state["module"] = mod
+    fused._state["modules"]["bias_act"] = mod
 
 
 def _warnings(caplog):
@@ -54,7 +54,7 @@ def test_cpu_tensors_keep_the_plain_formula(monkeypatch, caplog):
     def boom(*a, **k):
         raise AssertionError("the CPU path must not consult the kernels")
 
-    monkeypatch.setattr(fused, "_self_check", boom)
+    monkeypatch.setitem(fused._CHECKS, "bias_act", boom)
     x, b = _x()
     for act, gain, clamp in (("lrelu", None, None), ("linear", None, 0.5), ("relu", 2.0, 1.0), ("tanh", None, None)):
         y = bias_act(x, b, act=act, gain=gain, clamp=clamp)
@@ -126,3 +126,20 @@ def test_missing_triton_falls_back_with_one_warning(monkeypatch, caplog):
         assert torch.equal(bias_act(x, b, act="lrelu"), bias_act_reference(x, b, 1, "lrelu", 0.2, math.sqrt(2), None))
     (warning,) = _warnings(caplog)
     assert "triton is not importable" in warning.getMessage()
+
+
+def test_a_failing_fir_kernel_falls_back_with_one_warning(monkeypatch, caplog):
+    from flowergan.ops.upfirdn import setup_filter, upfirdn2d, upfirdn2d_reference
+
+    def upfirdn2d_triton(*args):
+        raise RuntimeError("simulated FIR launch failure")
+
+    monkeypatch.setattr(fused, "DEVICE_TYPES", {"cuda", "cpu"})
+    monkeypatch.setitem(fused._CHECKS, "upfirdn2d", lambda *a: None)  # the check passes, the kernel fails later
+    fused._state["modules"]["upfirdn2d"] = types.SimpleNamespace(upfirdn2d_triton=upfirdn2d_triton)
+    x, f = torch.randn(1, 2, 6, 6), setup_filter([1, 3, 3, 1], separable=True)
+    expected = upfirdn2d_reference(x, f, (1, 1), (2, 2), (1, 1, 1, 1))
+    for _ in range(2):
+        assert torch.equal(upfirdn2d(x, f, down=2, padding=1), expected)
+    (warning,) = _warnings(caplog)
+    assert "simulated FIR launch failure" in warning.getMessage()
