@@ -71,7 +71,8 @@ def kernels(name: str, x: torch.Tensor) -> ModuleType | None:
             disable(f"triton is not importable ({type(e).__name__}: {e})")
             return None
     try:
-        error = _CHECKS[name](_state["modules"][name], x.device, x.dtype)
+        with torch.autocast(x.device.type, enabled=False):  # compare like with like, whatever the caller runs
+            error = _CHECKS[name](_state["modules"][name], x.device, x.dtype)
     except Exception as e:  # noqa: BLE001 - any compile or launch failure means "use the plain path"
         disable(f"{name} self-check on {x.device} raised {type(e).__name__}: {str(e).splitlines()[0][:200]}")
         return None

@@ -153,6 +153,8 @@ def _fused(x: torch.Tensor, f: torch.Tensor | None, up: tuple[int, int], down: t
     """The Triton kernel's result where it applies and works, else None (the caller runs the plain formula)."""
     if f is None or f.requires_grad or f.ndim not in (1, 2) or f.device != x.device or x.numel() == 0:
         return None
+    if torch.is_autocast_enabled(x.device.type):
+        return None  # the plain path's convolutions follow autocast's dtype; keep exactly that behaviour
     kernels = fused.upfirdn_kernels(x)
     if kernels is None:
         return None

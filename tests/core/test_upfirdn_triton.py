@@ -118,3 +118,28 @@ def test_learned_filter_keeps_the_plain_path(kern):
     finally:
         kern.upfirdn2d_triton = real
     assert not calls and y.requires_grad
+
+
+def test_under_autocast_checks_pass_and_fir_keeps_the_plain_dtype(kern):
+    """--amp bf16 autocasts: FIR must return what the plain path returns there (autocast's dtype: it keeps the
+    plain path), and bias_act's self-check, run by its first call inside autocast, must still pass."""
+    from flowergan.ops.bias_act import bias_act
+
+    fused.reset()
+    g = torch.Generator().manual_seed(7)
+    x, b, f = torch.randn(2, 3, 8, 8, generator=g), torch.randn(3, generator=g), setup_filter([1, 3, 3, 1], separable=True)
+
+    def run():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return downsample2d(x, f), bias_act(x, b, act="lrelu", clamp=1.0)
+
+    ours = run()
+    assert fused._state["disabled"] is None and fused._state["checked"] == {("bias_act", "cpu", torch.float32)}
+    fused.DEVICE_TYPES.discard("cpu")
+    try:
+        ref = run()
+    finally:
+        fused.DEVICE_TYPES.add("cpu")
+    for a, r in zip(ours, ref):
+        assert a.dtype == r.dtype
+        torch.testing.assert_close(a, r)
