@@ -82,19 +82,22 @@ def _conv_reference_gflops(trainer, repeats: int = 3, dtype: torch.dtype = torch
 
 
 def _phase_counts(trainer, name: str):
-    """OpCounts of one eager step of phase `name` (compiled callables swapped for the eager networks)."""
+    """(OpCounts, count_saved) of one eager step of phase `name` (compiled callables swapped for the eager
+    networks): operator calls and FLOPs, and the bytes autograd saved for backward (parameters excluded)."""
     from flowergan.training.opcount import count_ops
+    from flowergan.training.savedcount import count_saved
 
     loss = trainer.loss
     saved = loss.synthesis_main, loss.D_main
     loss.synthesis_main, loss.D_main = trainer.G.synthesis, trainer.D
+    state = [*trainer.G.parameters(), *trainer.G.buffers(), *trainer.D.parameters(), *trainer.D.buffers()]
     try:
         trainer.batch_idx = 0
-        with count_ops() as c:
+        with count_ops() as c, count_saved(state) as s:
             trainer.step(phases=[name])
     finally:
         loss.synthesis_main, loss.D_main = saved
-    return c.counts
+    return c.counts, s
 
 
 def matmul_tflops(device: torch.device, dtype: torch.dtype, n: int | None = None, repeats: int = 5) -> float:
@@ -114,7 +117,8 @@ def bench_train(cfg: ModelConfig, batch: int = 8, device: str = "cpu", repeats: 
     With `flops`: FLOPs per phase (one eager step each, counted by the dispatcher), amortised by the same
     weights, the achieved TFLOP/s, and the fraction of a plain matmul's rate measured in this run (in the
     run's half precision on CUDA, bf16 unless amp is fp16; on the CPU bf16 with amp bf16, else float32).
-    With `profile`: operator calls per phase (views excluded) and the most frequent operators. `amp`
+    With `profile`: operator calls per phase (views excluded), the most frequent operators, and the MiB autograd
+    saves for backward per phase (unique storages, parameters excluded; device-independent). `amp`
     defaults to `flowergan train`'s default, so the figure is the step a user gets. `sync_free` True runs the
     accelerator path (no host reads inside a step) on any device; None: the device's own path.
     """
@@ -151,10 +155,13 @@ def bench_train(cfg: ModelConfig, batch: int = 8, device: str = "cpu", repeats: 
     if dev.type == "cuda":
         extra["peak_gpu_mem_gb_timed"] = torch.cuda.max_memory_allocated(dev) / 2**30
     if flops or profile:
-        counts = {k: _phase_counts(trainer, k) for k in weights}
+        counted = {k: _phase_counts(trainer, k) for k in weights}
+        counts = {k: c for k, (c, _) in counted.items()}
         if profile:
             extra["phase_ops"] = {k: c.to_dict() for k, c in counts.items()}
             extra["op_calls_per_iter"] = sum(counts[k].total_calls * w for k, w in weights.items())
+            extra["phase_saved_mb"] = {k: s.nbytes / 2**20 for k, (_, s) in counted.items()}
+            extra["phase_saved_tensors"] = {k: s.tensors for k, (_, s) in counted.items()}
         if flops:
             step_flops = sum(counts[k].total_flops * w for k, w in weights.items())
             achieved = step_flops / sec_iter / 1e12

@@ -36,8 +36,8 @@ WHATS = ["generator", "discriminator", "train", "augment", "data", "fid"]
                    "CUDA only), bf16 autocast or off (fp32).")
 @click.option("--aug-p", type=float, default=0.2, show_default=True, callback=finite(0, 1),
               help="ADA probability for `train` and `augment`.")
-@click.option("--profile", is_flag=True, help="`train`: add operator calls per phase to the JSON (phase_ops); "
-                                               "others: print a torch.profiler table of where the time goes.")
+@click.option("--profile", is_flag=True, help="`train`: add operator calls (phase_ops) and MiB saved for backward "
+              "(phase_saved_mb) per phase to the JSON; others: print a torch.profiler table of where the time goes.")
 @click.option("--sync-free", is_flag=True,
               help="`train`: run the accelerator path (no host reads inside a step) on the CPU too, e.g. to count "
                    "its operator calls with --profile.")

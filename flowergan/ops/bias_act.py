@@ -1,4 +1,5 @@
-"""Fused bias + activation + gain + clamp (bias_act semantics), in plain PyTorch."""
+"""Fused bias + activation + gain + clamp (bias_act semantics): the plain PyTorch formula, and the dispatch to
+the fused Triton kernel (`bias_act_triton.py`) where `fused.py` allows it (CUDA tensors only)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from flowergan.ops import fused
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,16 @@ def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, dim: int = 1, act: 
     alpha = spec.def_alpha if alpha is None else float(alpha)
     gain = spec.def_gain if gain is None else float(gain)
     if b is not None:
+        b = b.to(x.dtype)
+    y = _fused(x, b, dim, act, alpha, gain, clamp)
+    return y if y is not None else bias_act_reference(x, b, dim, act, alpha, gain, clamp)
+
+
+def bias_act_reference(x: torch.Tensor, b: torch.Tensor | None, dim: int, act: str, alpha: float, gain: float,
+                       clamp: float | None) -> torch.Tensor:
+    """The plain formula behind `bias_act` (every argument resolved): the CPU path and the tests' oracle."""
+    spec = ACTIVATIONS[act]
+    if b is not None:
         shape = [1] * x.ndim
         shape[dim] = -1
         x = x + b.to(x.dtype).reshape(shape)
@@ -67,10 +80,36 @@ def bias_lrelu_(x: torch.Tensor, b: torch.Tensor | None, alpha: float = 0.2, cla
     does not need, e.g. a convolution's output). Callers fold any gain into x and b beforehand (lrelu is
     positively homogeneous: lrelu(z) * g == lrelu(z * g) for g > 0), saving full-size passes over memory."""
     if b is not None:
+        b = b.to(x.dtype)
+    y = _fused(x, b, dim, "lrelu", alpha, 1.0, clamp, inplace=True)
+    if y is not None:
+        return y
+    if b is not None:
         shape = [1] * x.ndim
         shape[dim] = -1
-        x = x.add_(b.to(x.dtype).reshape(shape))
+        x = x.add_(b.reshape(shape))
     x = F.leaky_relu(x, alpha, inplace=True)
     if clamp is not None and clamp >= 0:
         x = x.clamp(-clamp, clamp)
     return x
+
+
+def _fused(x: torch.Tensor, b: torch.Tensor | None, dim: int, act: str, alpha: float, gain: float,
+           clamp: float | None, inplace: bool = False) -> torch.Tensor | None:
+    """The Triton kernel's result where it applies and works, else None (the caller runs the plain formula)."""
+    if act not in ("linear", "relu", "lrelu") or clamp == 0 or x.numel() == 0:
+        return None
+    if act == "linear" and (clamp is None or clamp < 0):
+        return None  # x + b (times gain) is already one op, and its backward needs no saved tensor
+    kernels = fused.bias_act_kernels(x)
+    if kernels is None or not kernels.is_dense(x) or (b is not None and b.shape != (x.shape[dim],)):
+        return None
+    # In place only on an intermediate that is not a view or a leaf (what leaky_relu_ itself would refuse).
+    inplace = inplace and x._base is None and not (x.requires_grad and x.is_leaf)
+    try:
+        return kernels.bias_act_triton(x, b, dim, act, alpha, gain, clamp, inplace=inplace)
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a kernel failure falls back to the plain formula
+        fused.disable(f"bias_act kernel raised {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+        return None

@@ -1,7 +1,8 @@
 """FIR up/down-sampling (upfirdn2d semantics): zero-insert upsample, pad/crop, FIR filter, decimate.
 
 The filter is applied as a true convolution (flipped) unless `flip_filter`; for the symmetric
-[1,3,3,1] filter of StyleGAN2 both are the same. Pure PyTorch; differentiable to any order.
+[1,3,3,1] filter of StyleGAN2 both are the same. Plain PyTorch, differentiable to any order; on CUDA
+`upfirdn2d` runs the Triton kernel of `upfirdn_triton.py` where `fused.py` allows it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+
+from flowergan.ops import fused
 
 
 def _pair(v: int | Sequence[int]) -> tuple[int, int]:
@@ -140,9 +143,36 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int | Sequence[int] =
         [N, C, (H*uy + y0 + y1 - fh + 1) // dy, (W*ux + x0 + x1 - fw + 1) // dx] (ceil division).
     """
     assert x.ndim == 4, f"upfirdn2d expects [N, C, H, W], got {tuple(x.shape)}"
-    upx, upy = _pair(up)
-    downx, downy = _pair(down)
-    x0, x1, y0, y1 = _padding4(padding)
+    up, down, pad = _pair(up), _pair(down), _padding4(padding)
+    y = _fused(x, f, up, down, pad, flip_filter, gain)
+    return y if y is not None else upfirdn2d_reference(x, f, up, down, pad, flip_filter, gain)
+
+
+def _fused(x: torch.Tensor, f: torch.Tensor | None, up: tuple[int, int], down: tuple[int, int],
+           pad: tuple[int, int, int, int], flip_filter: bool, gain: float) -> torch.Tensor | None:
+    """The Triton kernel's result where it applies and works, else None (the caller runs the plain formula)."""
+    if f is None or f.requires_grad or f.ndim not in (1, 2) or f.device != x.device or x.numel() == 0:
+        return None
+    if torch.is_autocast_enabled(x.device.type):
+        return None  # the plain path's convolutions follow autocast's dtype; keep exactly that behaviour
+    kernels = fused.upfirdn_kernels(x)
+    if kernels is None:
+        return None
+    try:
+        return kernels.upfirdn2d_triton(x, f.contiguous(), up, down, pad, flip_filter, gain)
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a kernel failure falls back to the plain formula
+        fused.disable(f"upfirdn2d kernel raised {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+        return None
+
+
+def upfirdn2d_reference(x: torch.Tensor, f: torch.Tensor | None, up: tuple[int, int], down: tuple[int, int],
+                        pad: tuple[int, int, int, int], flip_filter: bool = False, gain: float = 1) -> torch.Tensor:
+    """The plain formula behind `upfirdn2d` (arguments normalised): the CPU path and the tests' oracle."""
+    upx, upy = up
+    downx, downy = down
+    x0, x1, y0, y1 = pad
     N, C, H, W = x.shape
     if upx > 1 or upy > 1:
         x = x.reshape(N, C, H, 1, W, 1)

@@ -393,6 +393,7 @@ def train(trainer: Trainer, *, progress: bool = True) -> dict[str, Any]:
     next_snap = (trainer.cur_nimg // snap_nimg + 1) * snap_nimg
     t_tick, n_tick = time.perf_counter(), trainer.cur_nimg
     last: dict[str, Any] = {}
+    peak_run = 0.0  # GiB, the largest per-tick peak so far
     try:
         while trainer.cur_nimg < total:
             prev = trainer.cur_nimg
@@ -413,8 +414,10 @@ def train(trainer: Trainer, *, progress: bool = True) -> dict[str, Any]:
                        **means}
                 if trainer.ada is not None and trainer.ada.last_rt is not None:
                     rec["Progress/rt"] = trainer.ada.last_rt
-                if trainer.device.type == "cuda":
+                if trainer.device.type == "cuda":  # this tick's peak (reset each tick, as the official logs it)
                     rec["Resources/peak_gpu_mem_gb"] = torch.cuda.max_memory_allocated(trainer.device) / 2**30
+                    peak_run = rec["Resources/peak_gpu_mem_gb_run"] = max(peak_run, rec["Resources/peak_gpu_mem_gb"])
+                    torch.cuda.reset_peak_memory_stats(trainer.device)
                 t_tick, n_tick = time.perf_counter(), trainer.cur_nimg
                 next_log = (trainer.cur_nimg // log_nimg + 1) * log_nimg
                 if logger is not None:
