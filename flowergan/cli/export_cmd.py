@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from flowergan.cli.checks import network_path, say_loaded
+from flowergan.cli.errors import debug_enabled
 from flowergan.export.graph import EXPORT_NOISE_MODES, WHATS
 from flowergan.export.writers import FORMATS, SUFFIXES
 
@@ -26,7 +28,7 @@ def _batch(value: str) -> int | None:
 
 
 @click.command()
-@click.option("--network", required=True, type=click.Path(exists=True),
+@click.option("--network", required=True, type=click.Path(), callback=network_path,
               help="Model folder, run folder (latest checkpoint) or official .pkl.")
 @click.option("--format", "fmt", required=True, type=click.Choice(FORMATS),
               help="onnx (runs in onnxruntime), torchscript (torch.jit.load) or exported-program (torch.export.load).")
@@ -75,8 +77,10 @@ def export(network: str, fmt: str, out: str, what: str, batch: str, truncation_p
     if path.suffix != SUFFIXES[fmt]:
         click.echo(f"note: {fmt} files usually end in {SUFFIXES[fmt]}", err=True)
     m = load_networks(network)
+    say_loaded(m.source)
     try:
-        info = export_network(m.G, spec, fmt, path)
+        info = export_network(m.G, spec, fmt, path, quiet=not debug_enabled(click.get_current_context()
+                                                                            .find_root().params.get("debug", False)))
     except ImportError as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB) and {path.name}.json")

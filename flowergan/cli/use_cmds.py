@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from flowergan import bounds
-from flowergan.cli.checks import count, finite, load_pipeline
+from flowergan.cli.checks import count, finite, load_pipeline, network_path
 from flowergan.infra import NOISE_MODES
 
 NOISE_CHOICES = NOISE_MODES
@@ -37,7 +37,7 @@ def _image_bytes(pipe, n: int) -> int:
 def network_options(fn):
     """--network and --device."""
 
-    @click.option("--network", required=True, type=click.Path(exists=True),
+    @click.option("--network", required=True, type=click.Path(), callback=network_path,
                   help="Model folder, training run folder (latest checkpoint) or official .pkl.")
     @click.option("--device", default="auto", show_default=True, help="auto (CUDA if available), cpu, cuda, cuda:1…")
     @functools.wraps(fn)
