@@ -275,6 +275,17 @@ def interpolate(network, device, seeds, frames, space, loop, fps, truncation_psi
     click.echo(f"wrote {path} ({len(video)} frames, {space} space)")
 
 
+def _sha256_option(ctx: click.Context, param: click.Parameter, value):
+    from flowergan.inference.perceptual import PerceptualError, check_sha256
+
+    if value is None:
+        return value
+    try:
+        return check_sha256(value)
+    except PerceptualError as e:
+        raise click.BadParameter(str(e).removeprefix("--vgg16-sha256 "), ctx, param) from None
+
+
 @click.command()
 @network_options
 @click.option("--target", required=True, type=click.Path(exists=True, dir_okay=False),
@@ -292,7 +303,8 @@ def interpolate(network, device, seeds, frames, space, loop, fps, truncation_psi
 @click.option("--vgg16", default=None, metavar="download|none|PATH",
               help="LPIPS network: 'download' (NVlabs vgg16.pt into the cache), a local TorchScript file, or 'none' "
                    "for the fallback pixel loss. Default: $FLOWERGAN_VGG16 or the cache, else the fallback.")
-@click.option("--vgg16-sha256", default=None, help="sha256 you vouch for (checked) when the file is not known.")
+@click.option("--vgg16-sha256", default=None, callback=_sha256_option,
+              help="The vgg16.pt file's sha256 (64 hex digits), once you have checked it; the file must match.")
 @click.option("--save-video/--no-save-video", default=True, show_default=True,
               help="Write proj.mp4 (target | projection at each step; GIF without ffmpeg).")
 @click.option("--video-every", type=click.IntRange(min=1), default=1, show_default=True,
