@@ -2,7 +2,8 @@
 one temporary folder, in the docs' order (each doc may use what an earlier one made, as a reader would).
 
 Only sizes are made tiny, through SIZES below (e.g. `--kimg 20` -> `--kimg 0.1`); a command is skipped only when it
-is listed in SKIPS with the reason. `flowergan` and `python` are this checkout and this interpreter. Slow (a few
+is listed in SKIPS with the reason. `flowergan` and `python` are this checkout and this interpreter (`flowergan` lines run in-process, through
+the same click entry point). Slow (a few
 minutes on 2 cores): run with FLOWERGAN_SLOW=1 or -m slow, as CI does.
 """
 
@@ -13,6 +14,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -136,11 +138,44 @@ def test_every_doc_has_commands_and_skips_are_few():
         assert any(c.startswith(prefix) for c in every) or prefix == "flowergan bench", prefix
 
 
+def _run(cmd: str, work: Path, env: dict[str, str]) -> tuple[int, str]:
+    """Run one command in `work`: a `flowergan ...` line in this process (as the console script would run it,
+    without paying Python's and torch's start-up ~35 times), anything else with bash."""
+    words = shlex.split(cmd, comments=True)
+    assign = {}
+    while words and re.match(r"^\w+=", words[0]):
+        k, _, v = words.pop(0).partition("=")
+        assign[k] = v
+    if words and words[0] == "flowergan" and not any(w in ("|", ">", "&&", ";") for w in words):
+        from click.testing import CliRunner
+
+        from flowergan.cli.main import cli
+
+        old = os.getcwd()
+        os.chdir(work)
+        try:
+            res = CliRunner().invoke(cli, words[1:], env=assign, prog_name="flowergan")
+        finally:
+            os.chdir(old)
+        out = res.output
+        if res.exception is not None and not isinstance(res.exception, SystemExit):
+            import traceback
+
+            out += "".join(traceback.format_exception(res.exception))
+        return res.exit_code, out
+    p = subprocess.run(["bash", "-c", cmd], cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    return p.returncode, p.stdout + p.stderr
+
+
 @pytest.mark.slow
-def test_the_docs_run_as_written(tmp_path):
+def test_the_docs_run_as_written(tmp_path, monkeypatch):
     work = tmp_path / "work"
     work.mkdir()
     env = _shims(tmp_path / "bin")
+    for k in ("FLOWERGAN_CACHE", "OMP_NUM_THREADS", "HF_HUB_OFFLINE"):
+        monkeypatch.setenv(k, env[k])
+    for k in ("FLOWERGAN_DEBUG", "FLOWERGAN_VGG16", "FLOWERGAN_TRUSTED_SHA256"):
+        monkeypatch.delenv(k, raising=False)
     ran, skipped = [], []
     for doc, heading in DOCS:
         for no, cmd in _commands((ROOT / doc).read_text(), heading):
@@ -149,10 +184,13 @@ def test_the_docs_run_as_written(tmp_path):
                 skipped.append(f"{doc}:{no}: {cmd[:60]} ({why})")
                 continue
             run = tiny(cmd)
-            p = subprocess.run(["bash", "-c", run], cwd=work, env=env, capture_output=True, text=True, timeout=600)
-            tail = (p.stdout + p.stderr)[-3000:]
-            assert p.returncode == 0, f"{doc}:{no}: `{run}` exited {p.returncode}:\n{tail}"
+            t0 = time.perf_counter()
+            rc, out = _run(run, work, env)
+            tail = out[-3000:]
+            assert rc == 0, f"{doc}:{no}: `{run}` exited {rc}:\n{tail}"
             assert "Traceback" not in tail, f"{doc}:{no}: `{run}` printed a traceback:\n{tail}"
-            ran.append(f"{doc}:{no}")
-    print(f"ran {len(ran)} commands; skipped:\n" + "\n".join(skipped))
+            ran.append((time.perf_counter() - t0, f"{doc}:{no}: {run[:70]}"))
+    slowest = "\n".join(f"{t:6.1f} s  {c}" for t, c in sorted(ran, reverse=True)[:8])
+    print(f"ran {len(ran)} commands in {sum(t for t, _ in ran):.0f} s; slowest:\n{slowest}\nskipped:\n"
+          + "\n".join(skipped))
     assert len(ran) >= 25
