@@ -31,7 +31,8 @@ def resolve_candidates(path: str | Path, flag: str = "--network") -> tuple[str, 
     """
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"{flag} {path}: does not exist. {available_networks(p)}")
+        raise FileNotFoundError(f"{flag} {path}: does not exist (not a flowergan model folder, run folder or .pkl). "
+                                f"{available_networks(p)}")
     if p.is_file() and p.suffix == ".pkl":
         return "official", [p]
     if p.is_dir() and is_model_dir(p):
