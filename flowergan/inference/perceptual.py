@@ -107,8 +107,8 @@ def load_vgg16(path: str | os.PathLike, sha256: str | None = None, device: str |
         raise ChecksumError(
             f"refusing to load {path}: its sha256 {got} is not a known VGG16 checksum, and TorchScript files are "
             f"only loaded when their checksum is trusted. If it is NVlabs' vgg16.pt and you have checked that "
-            f"checksum against a source you trust, pass --vgg16-sha256 {got} (Python: vgg16_sha256=...) or set "
-            f"FLOWERGAN_TRUSTED_SHA256={got}. See docs/use.md.")
+            f"checksum against a source you trust, pass --vgg16-sha256 {got} to `flowergan project` (Python: "
+            f"vgg16_sha256=...), or set FLOWERGAN_TRUSTED_SHA256={got} (any command, `serve` too). See docs/use.md.")
     with warnings.catch_warnings():  # recent torch marks TorchScript deprecated; the format still loads
         warnings.simplefilter("ignore", DeprecationWarning)
         net = torch.jit.load(str(path), map_location="cpu").eval().to(device)
