@@ -50,9 +50,10 @@ def resolve_candidates(path: str | Path, flag: str = "--network") -> tuple[str, 
 
 
 MAX_LISTED = 8  # networks named in a "does not exist" message
+MAX_LOOKED_AT = 1000  # entries of a folder examined for it (a message must stay quick in a huge folder)
 
 
-def _entries(folder: Path, limit: int = 10_000) -> list[Path]:
+def _entries(folder: Path, limit: int = MAX_LOOKED_AT) -> list[Path]:
     try:
         return sorted(q for q in folder.iterdir() if not q.name.startswith("."))[:limit]
     except OSError:
@@ -70,7 +71,7 @@ def _networks_in(folder: Path) -> list[str]:
     for q in _entries(folder):
         if _is_network(q):
             found.append(str(q))
-        elif q.is_dir() and any(r.is_dir() and list_checkpoints(r) for r in _entries(q, 1000)):
+        elif q.is_dir() and any(r.is_dir() and list_checkpoints(r) for r in _entries(q, 100)):
             found.append(f"{q} (a folder of runs: its newest)")
     return found
 
