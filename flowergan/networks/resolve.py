@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -55,7 +56,7 @@ MAX_LOOKED_AT = 1000  # entries of a folder examined for it (a message must stay
 
 def _entries(folder: Path, limit: int = MAX_LOOKED_AT) -> list[Path]:
     try:
-        return sorted(q for q in folder.iterdir() if not q.name.startswith("."))[:limit]
+        return sorted(itertools.islice((q for q in folder.iterdir() if not q.name.startswith(".")), limit))
     except OSError:
         return []
 
