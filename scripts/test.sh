@@ -3,5 +3,5 @@
 # FLOWERGAN_SLOW=1 also runs the tests marked slow.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup_env.sh
+bash scripts/setup_env.sh test
 exec .venv/bin/python -m pytest -q "$@"

@@ -12,7 +12,7 @@ from flowergan import bounds
 from flowergan.cli.errors import BAD_INPUT, classify
 from flowergan.errors import BadInput
 
-__all__ = ["count", "finite", "resolve_device", "about", "load_pipeline"]
+__all__ = ["count", "finite", "resolve_device", "about", "load_pipeline", "network_path", "say_loaded"]
 
 
 def _flag(param: click.Parameter | None) -> str:
@@ -89,10 +89,29 @@ def about(where: str) -> Iterator[None]:
         raise BadInput(msg if msg.startswith(where) else f"{where}: {msg}") from e
 
 
+def network_path(ctx: click.Context, param: click.Parameter, value):
+    """A click callback for --network: the path must exist; if not, the error names the networks that do."""
+    from pathlib import Path
+
+    from flowergan.networks.resolve import available_networks
+
+    if value is None or Path(value).exists():
+        return value
+    raise click.BadParameter(f"{value}: does not exist. {available_networks(Path(value))}", ctx, param)
+
+
+def say_loaded(source) -> None:
+    """Tell the user which file or checkpoint a command loaded (on stderr: stdout stays the command's output)."""
+    click.echo(f"network: {source}", err=True)
+
+
 def load_pipeline(network: str, device: str):
-    """flowergan.load with the device checked first and the network's path in every load error."""
+    """flowergan.load with the device checked first and the network's path in every load error; says which
+    checkpoint it loaded."""
     from flowergan.inference import load
 
     dev = resolve_device(device)
     with about(f"--network {network}"):
-        return load(network, device=dev)
+        pipe = load(network, device=dev)
+    say_loaded(pipe.source)
+    return pipe

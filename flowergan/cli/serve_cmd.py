@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import click
 
+from flowergan.cli.checks import network_path
+
 
 @click.command()
-@click.option("--network", required=True, type=click.Path(exists=True),
+@click.option("--network", required=True, type=click.Path(), callback=network_path,
               help="Model folder, training run folder (latest checkpoint) or official .pkl.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to bind. Anything but loopback exposes the model to your network (no authentication).")

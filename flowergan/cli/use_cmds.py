@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from flowergan import bounds
-from flowergan.cli.checks import count, finite, load_pipeline
+from flowergan.cli.checks import count, finite, load_pipeline, network_path
 from flowergan.infra import NOISE_MODES
 
 NOISE_CHOICES = NOISE_MODES
@@ -37,7 +37,7 @@ def _image_bytes(pipe, n: int) -> int:
 def network_options(fn):
     """--network and --device."""
 
-    @click.option("--network", required=True, type=click.Path(exists=True),
+    @click.option("--network", required=True, type=click.Path(), callback=network_path,
                   help="Model folder, training run folder (latest checkpoint) or official .pkl.")
     @click.option("--device", default="auto", show_default=True, help="auto (CUDA if available), cpu, cuda, cuda:1…")
     @functools.wraps(fn)
@@ -374,6 +374,17 @@ def _grid_shape(text: str) -> tuple[int, int]:
     return c, r
 
 
+def _sha256_option(ctx: click.Context, param: click.Parameter, value):
+    from flowergan.inference.perceptual import PerceptualError, check_sha256
+
+    if value is None:
+        return value
+    try:
+        return check_sha256(value)
+    except PerceptualError as e:
+        raise click.BadParameter(str(e).removeprefix("--vgg16-sha256 "), ctx, param) from None
+
+
 @click.command()
 @network_options
 @click.option("--target", required=True, type=click.Path(exists=True, dir_okay=False),
@@ -391,7 +402,8 @@ def _grid_shape(text: str) -> tuple[int, int]:
 @click.option("--vgg16", default=None, metavar="download|none|PATH",
               help="LPIPS network: 'download' (NVlabs vgg16.pt into the cache), a local TorchScript file, or 'none' "
                    "for the fallback pixel loss. Default: $FLOWERGAN_VGG16 or the cache, else the fallback.")
-@click.option("--vgg16-sha256", default=None, help="sha256 you vouch for (checked) when the file is not known.")
+@click.option("--vgg16-sha256", default=None, callback=_sha256_option,
+              help="The vgg16.pt file's sha256 (64 hex digits), once you have checked it; the file must match.")
 @click.option("--save-video/--no-save-video", default=True, show_default=True,
               help="Write proj.mp4 (target | projection at each step; GIF without ffmpeg).")
 @click.option("--video-every", type=click.IntRange(min=1), default=1, show_default=True,

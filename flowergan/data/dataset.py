@@ -50,13 +50,14 @@ class ImageDataset:
     shard) or "mmap" (the whole dataset decoded once into a .npy under `cache_dir`, keyed by path+mtime+size,
     shared by all processes). max_size keeps a fixed random subset (seed `random_seed`, sorted order);
     shard=(rank, world) keeps every world-th of those, starting at rank. Usable with torch's DataLoader
-    (prefer num_workers=0 with a cache: get_batch is vectorised).
+    (prefer num_workers=0 with a cache: get_batch is vectorised). `skip_names`: file names (relative, '/'-separated)
+    that are not images of the set, e.g. the grid.png that `flowergan generate --grid` writes beside the samples.
     """
 
     def __init__(self, path: str | os.PathLike, *, use_labels: bool = False, xflip: bool = False,
                  cache: str | None = None, max_size: int | None = None,
                  shard: tuple[int, int] | None = None, cache_dir: str | os.PathLike | None = None,
-                 random_seed: int = 0, progress: bool = True):
+                 random_seed: int = 0, progress: bool = True, skip_names: tuple[str, ...] = ()):
         self.path = Path(path).expanduser()
         self.name = self.path.stem if self.path.suffix.lower() == ".zip" else self.path.name
         self.xflip = bool(xflip)
@@ -82,7 +83,7 @@ class ImageDataset:
         else:
             raise DataError(f"dataset {self.path} is neither a zip nor a folder. Create one with: flowergan "
                             f"prepare SOURCE --out {self.path.with_suffix('.zip').name} --resolution 128")
-        self._fnames = [n for n in self._all if is_image_name(n)]
+        self._fnames = [n for n in self._all if is_image_name(n) and n not in skip_names]
         if not self._fnames:
             raise DataError(f"dataset {self.path} contains no images (.png/.jpg); create it with flowergan prepare")
         raw_labels = self._load_raw_labels()

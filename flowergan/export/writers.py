@@ -3,9 +3,13 @@ that file and compare it with our PyTorch generator on seeded inputs."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
+import sys
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -42,6 +46,55 @@ def _dynamic_shapes(n_inputs: int, spec: ExportSpec):
     return tuple({0: batch} for _ in range(n_inputs))
 
 
+BATCH_AXIS = "batch"  # the name of a dynamic batch axis in an ONNX file (the exporter would write e.g. 's68')
+
+
+def _name_batch_axis(path: str) -> None:
+    """Rename the exporter's symbol for the batch (dim 0 of the first input) to BATCH_AXIS everywhere in the
+    ONNX file at `path`: inputs, outputs and intermediate shapes."""
+    onnx = _need("onnx")
+    model = onnx.load(path)
+    first = model.graph.input[0].type.tensor_type.shape.dim[0]
+    sym = first.dim_param
+    if not sym or sym == BATCH_AXIS:
+        return
+    for v in [*model.graph.input, *model.graph.output, *model.graph.value_info]:
+        for d in v.type.tensor_type.shape.dim:
+            if d.dim_param == sym:
+                d.dim_param = BATCH_AXIS
+    onnx.save(model, path)
+
+
+@contextlib.contextmanager
+def captured_output():
+    """Send everything written to stdout/stderr inside the block (Python streams and the process's file
+    descriptors 1 and 2, where C++ code and torch's log handlers write) to a buffer; yields a list that holds
+    the captured text once the block ends. The exporters print 100+ lines of internals that are not ours."""
+    text: list[str] = []
+    for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        with contextlib.suppress(Exception):
+            s.flush()
+    saved = []
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        try:
+            for fd in (1, 2):
+                with contextlib.suppress(OSError):
+                    saved.append((fd, os.dup(fd)))
+                    os.dup2(tmp.fileno(), fd)
+            py = io.StringIO()
+            with contextlib.redirect_stdout(py), contextlib.redirect_stderr(py):
+                yield text
+        finally:
+            for s in (sys.__stdout__, sys.__stderr__):
+                with contextlib.suppress(Exception):
+                    s.flush()
+            for fd, copy in saved:
+                os.dup2(copy, fd)
+                os.close(copy)
+            tmp.seek(0)
+            text.append(tmp.read().decode("utf-8", "replace") + py.getvalue())
+
+
 def describe(G: nn.Module, spec: ExportSpec, fmt: str) -> dict[str, Any]:
     """The file's interface: inputs and output with shapes ('N' = the batch) and dtypes, and what is fixed."""
     n = spec.batch if spec.batch is not None else "N"
@@ -61,8 +114,11 @@ def describe(G: nn.Module, spec: ExportSpec, fmt: str) -> dict[str, Any]:
     }
 
 
-def export_network(G: nn.Module, spec: ExportSpec, fmt: str, out: str | Path) -> dict[str, Any]:
-    """Write `out` (and `out`.json, its interface) for `spec`; return the interface dict."""
+def export_network(G: nn.Module, spec: ExportSpec, fmt: str, out: str | Path, quiet: bool = True) -> dict[str, Any]:
+    """Write `out` (and `out`.json, its interface) for `spec`; return the interface dict.
+
+    `quiet`: the exporter's own printing (torch.onnx writes ~140 lines) is captured and logged at DEBUG level
+    instead of reaching the terminal."""
     if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if fmt == "rosinality":  # a state dict for rosinality's stylegan2-pytorch, not a graph (spec does not apply)
@@ -82,7 +138,16 @@ def export_network(G: nn.Module, spec: ExportSpec, fmt: str, out: str | Path) ->
     remove_stale_temps(out)
     tmp, tmp_json = temp_name(out), temp_name(companion)
     try:  # both files are written beside their final names, then renamed: the old pair stays until then
-        _write_graph(module, args, G, spec, fmt, str(tmp))
+        if quiet:
+            chatter: list[str] = []
+            try:
+                with captured_output() as chatter:
+                    _write_graph(module, args, G, spec, fmt, str(tmp))
+            finally:
+                if chatter and chatter[0].strip():
+                    log.debug("exporter output (shown with --debug):\n%s", chatter[0].rstrip())
+        else:
+            _write_graph(module, args, G, spec, fmt, str(tmp))
         tmp_json.write_text(json.dumps(info, indent=2) + "\n")
         os.replace(tmp, out)
         os.replace(tmp_json, companion)
@@ -146,6 +211,8 @@ def _write_graph(module: nn.Module, args: tuple, G: nn.Module, spec: ExportSpec,
             torch.onnx.export(ep, args, tmp, dynamo=True, input_names=input_names(G, spec),
                               output_names=[output_name(spec)], opset_version=ONNX_OPSET,
                               external_data=False, verbose=False)
+            if spec.batch is None:
+                _name_batch_axis(tmp)
 
 
 def run_file(path: str | Path, fmt: str, inputs: tuple[torch.Tensor, ...], names: list[str]) -> np.ndarray:

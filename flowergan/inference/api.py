@@ -87,6 +87,20 @@ class Pipeline:
         self._fingerprint: str | None = None
         self._w_stats: tuple[torch.Tensor, float] | None = None
 
+    def __repr__(self) -> str:
+        cond = f", c_dim={self.c_dim}" if self.c_dim else ""
+        return (f"Pipeline(source={str(self.source) if self.source is not None else None!r}, "
+                f"resolution={self.resolution}, z_dim={self.z_dim}, w_dim={self.w_dim}, num_ws={self.num_ws}"
+                f"{cond}, device={str(self.device)!r}, batch_size={self.batch_size})")
+
+    def to(self, device: str | torch.device) -> Pipeline:
+        """Move the networks to `device` (as `nn.Module.to`); returns the pipeline itself."""
+        self.device = torch.device(device)
+        self.G = self.G.to(self.device)
+        if self.D is not None:
+            self.D = self.D.to(self.device)
+        return self
+
     @classmethod
     def from_loaded(cls, m, batch_size: int = 1) -> Pipeline:
         """From a `loader.LoadedModel`."""

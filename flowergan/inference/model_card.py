@@ -28,6 +28,20 @@ def _run_command(source: Path | None) -> str | None:
     return str(cmd) if cmd else None
 
 
+def portable_command(cmd: str | None) -> str | None:
+    """A recorded command line without this machine's install path: `/home/me/.venv/bin/flowergan train ...` or
+    `.../flowergan/__main__.py train ...` -> `flowergan train ...` (a card is published; the venv is not)."""
+    if not cmd:
+        return cmd
+    first, _, rest = cmd.strip().partition(" ")
+    name = Path(first).name
+    if name in ("flowergan", "__main__.py", "-m") or first.endswith("flowergan/__main__.py"):
+        first = "flowergan"
+    elif "/" in first:
+        first = name
+    return f"{first} {rest}".strip()
+
+
 def card_facts(cfg: ModelConfig, meta: dict[str, Any], source: Path | None) -> dict[str, Any]:
     """The facts a card shows, from a model folder's config.json meta (missing ones: None)."""
     train = meta.get("train") if isinstance(meta.get("train"), dict) else {}
@@ -40,7 +54,7 @@ def card_facts(cfg: ModelConfig, meta: dict[str, Any], source: Path | None) -> d
         "data_size": dataset.get("size"),
         "fid": metrics.get("fid"),
         "fid_num_gen": train.get("metrics_num"),
-        "command": meta.get("command") or _run_command(source),
+        "command": portable_command(meta.get("command") or _run_command(source)),
         "augment_p": meta.get("augment_p"),
     }
 

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "VGG16_URL", "VGG16_FILENAME", "KNOWN_VGG16_SHA256", "PerceptualError", "ChecksumError", "cache_dir",
+    "check_sha256",
     "sha256_file", "download_vgg16", "load_vgg16", "resolve_vgg16", "lpips_features", "pyramid_loss",
 ]
 
@@ -54,6 +55,15 @@ def cache_dir() -> Path:
 
 
 sha256_file = _dl.sha256_file
+
+
+def check_sha256(value: str, where: str = "--vgg16-sha256") -> str:
+    """`value` as a lowercase sha256 (64 hex digits); anything else raises PerceptualError."""
+    v = value.strip().lower()
+    if len(v) != 64 or any(ch not in "0123456789abcdef" for ch in v):
+        raise PerceptualError(f"{where} {value[:80]!r}: not a sha256 (64 hexadecimal digits); the command prints the "
+                              f"file's sha256 when it refuses an unknown file")
+    return v
 
 
 def _trusted(extra: str | None = None) -> set[str]:
@@ -86,6 +96,8 @@ def load_vgg16(path: str | os.PathLike, sha256: str | None = None, device: str |
     `sha256`: a checksum the caller vouches for (it must match the file). Raises ChecksumError.
     """
     path = Path(path)
+    if sha256 is not None:
+        sha256 = check_sha256(sha256)
     if not path.is_file():
         raise PerceptualError(f"VGG16 file {path} does not exist")
     got = sha256_file(path)
@@ -95,8 +107,8 @@ def load_vgg16(path: str | os.PathLike, sha256: str | None = None, device: str |
         raise ChecksumError(
             f"refusing to load {path}: its sha256 {got} is not a known VGG16 checksum, and TorchScript files are "
             f"only loaded when their checksum is trusted. If it is NVlabs' vgg16.pt and you have checked that "
-            f"checksum against a source you trust, pass --vgg16-sha256 {got} (Python: vgg16_sha256=...) or set "
-            f"FLOWERGAN_TRUSTED_SHA256={got}. See docs/use.md.")
+            f"checksum against a source you trust, pass --vgg16-sha256 {got} to `flowergan project` (Python: "
+            f"vgg16_sha256=...), or set FLOWERGAN_TRUSTED_SHA256={got} (any command, `serve` too). See docs/use.md.")
     with warnings.catch_warnings():  # recent torch marks TorchScript deprecated; the format still loads
         warnings.simplefilter("ignore", DeprecationWarning)
         net = torch.jit.load(str(path), map_location="cpu").eval().to(device)
@@ -114,6 +126,8 @@ def resolve_vgg16(source: Any = None, device: str | torch.device = "cpu", sha256
     `vgg16.pt` if it is trusted, else the fallback loss with a warning. An explicitly requested
     network that cannot be used raises PerceptualError instead of falling back.
     """
+    if sha256 is not None:
+        sha256 = check_sha256(sha256)
     if source is not None and callable(source):
         return source
     if isinstance(source, str) and source.lower() == "none":
@@ -133,9 +147,9 @@ def resolve_vgg16(source: Any = None, device: str | torch.device = "cpu", sha256
             return load_vgg16(cached, sha256, device)
         except PerceptualError as e:
             log.warning("not using the cached VGG16: %s", e)
-    log.warning("VGG16 (LPIPS) is not available, so projection uses the fallback loss (pixel MSE + a multi-scale "
-                "pyramid of pixel and gradient MSE); results are blurrier than with LPIPS. To use LPIPS as the "
-                "official projector does, pass --vgg16 download (or --vgg16 PATH to a local vgg16.pt); "
+    log.warning("VGG16 (LPIPS) is not available, so projection uses the fallback loss (pixel and gradient MSE over "
+                "an image pyramid; blurrier than LPIPS). For LPIPS, give NVIDIA's vgg16.pt: `flowergan project "
+                "--vgg16 download` or `--vgg16 PATH`, or FLOWERGAN_VGG16=PATH (also for `serve` and Python); "
                 "see docs/use.md.")
     return None
 

@@ -153,7 +153,8 @@ def project(
     losses: list[float] = []
     from tqdm.auto import tqdm
 
-    bar = tqdm(range(steps), desc=f"project ({loss_name})", disable=not progress, leave=False)
+    # leave=True: the bar ends on steps/steps (cleared, it was last drawn one step short, e.g. 999/1000)
+    bar = tqdm(range(steps), desc=f"project ({loss_name})", disable=not progress, leave=True)
     for step in bar:
         t = step / steps
         w_noise_scale = w_std * initial_noise_factor * max(0.0, 1.0 - t / noise_ramp_length) ** 2

@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,22 @@ from .ppl import perceptual_path_length
 
 log = logging.getLogger(__name__)
 
-__all__ = ["METRICS", "MetricSpec", "compute", "fid_between", "scalars"]
+__all__ = ["METRICS", "MetricSpec", "compute", "fid_between", "scalars", "MIN_IMAGES_UNBIASED", "SAMPLE_SET_SKIPS"]
+
+MIN_IMAGES_UNBIASED = 2000  # below this FID (and KID's subsets) say more about the count than about the images
+SAMPLE_SET_SKIPS = ("grid.png",)  # files in a folder of samples that are not samples (`generate --grid` writes it)
+_warned: set[tuple[str, int]] = set()
+
+
+def warn_few_images(n: int, what: str) -> bool:
+    """Log once per (what, n) that FID from `n` < 2,000 images is biased (it falls as n grows, so values from
+    different n are not comparable) and far from the papers' 50,000. Returns True when it warned."""
+    if n >= MIN_IMAGES_UNBIASED or (what, n) in _warned:
+        return False
+    _warned.add((what, n))
+    log.warning("warning: %s has %d images: FID from fewer than %d is strongly biased upwards and only comparable "
+                "with FID from the same count (papers use 50,000)", what, n, MIN_IMAGES_UNBIASED)
+    return True
 
 
 @dataclass(frozen=True)
@@ -101,6 +117,8 @@ def compute(G: Any, metrics: str | Sequence[str], data_path: str | os.PathLike |
     if data_path is None and any(s.needs_data for s in specs):
         raise ValueError(f"metrics {', '.join(s.name for s in specs if s.needs_data)} compare with real images: "
                          "pass the dataset (data_path / --data)")
+    if any(s.name in ("fid", "kid") for s in specs):
+        warn_few_images(num_gen, "the generated set")
     conditional = int(getattr(G, "c_dim", 0)) > 0
     ds = ds_labels = None
     if data_path is not None:
@@ -175,14 +193,38 @@ def fid_between(path_a: str | os.PathLike, path_b: str | os.PathLike, num: int |
     Returns `{"metric": "fid", "value", "num_a", "num_b", "detector", "seconds"}`.
     """
     t0 = time.perf_counter()
+    sets = [open_image_set(p, num) for p in (path_a, path_b)]  # both checked before any feature extraction
     det = resolve_inception(detector, device, allow_download, progress)
-    stats = [dataset_features(p, det, max_items=num, batch_size=batch_size, cache=cache, progress=progress)
-             for p in (path_a, path_b)]
-    for p, st in zip((path_a, path_b), stats):
-        if st.num_items < 2:
-            raise ValueError(f"{p}: FID needs at least 2 images, found {st.num_items}")
+    stats = [dataset_features(p, det, max_items=num, batch_size=batch_size, cache=cache, progress=progress,
+                              dataset=ds) for p, ds in zip((path_a, path_b), sets)]
     value = frechet_distance(*stats[0].get_mean_cov(), *stats[1].get_mean_cov())
     if not np.isfinite(value):
         log.warning("FID is not finite (%s): too few images for the feature dimension?", value)
     return {"metric": "fid", "value": value, "num_a": stats[0].num_items, "num_b": stats[1].num_items,
             "detector": describe(det), "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def open_image_set(path: str | os.PathLike, num: int | None = None) -> Any:
+    """An image set for `fid_between`, checked whole before any feature is extracted: it exists, is a folder or a
+    dataset zip of same-size square images (header check of every file), holds at least 2 images (of which the
+    first `num` are used); fewer than 2,000 gets a warning. A folder's `grid.png` (written by `generate --grid`)
+    is not one of its images."""
+    from flowergan.data.dataset import ImageDataset
+    from flowergan.data.errors import DataError
+
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{path}: does not exist; give a folder of images or a dataset zip")
+    try:
+        ds = ImageDataset(p, skip_names=SAMPLE_SET_SKIPS if p.is_dir() else ())
+    except DataError as e:
+        msg = str(e).split(" Re-create it:")[0].split(" Create one with:")[0]
+        if "must have the same size" in msg or "must be square" in msg:
+            msg += ("; FID reads each set as images of one size: move the other files out of the folder "
+                    "(the two sets may differ in size)")
+        raise DataError(msg) from None
+    n = len(ds) if num is None else min(len(ds), num)
+    if n < 2:
+        raise DataError(f"{path}: FID needs at least 2 images, found {n}")
+    warn_few_images(n, str(path))
+    return ds

@@ -16,6 +16,7 @@ from testkit import official_uint8
 from flowergan.inference import load_target, psnr
 from flowergan.inference.perceptual import (
     ChecksumError,
+    PerceptualError,
     download_vgg16,
     load_vgg16,
     pyramid_loss,
@@ -113,7 +114,9 @@ def test_untrusted_torchscript_is_refused(stub_vgg):
     path, sha = stub_vgg
     with pytest.raises(ChecksumError, match=f"sha256 {sha} is not a known VGG16 checksum.*--vgg16-sha256"):
         load_vgg16(path)
-    with pytest.raises(ChecksumError, match="but 00ff was given"):
+    with pytest.raises(ChecksumError, match=f"but {'00ff' * 16} was given"):
+        load_vgg16(path, sha256="00ff" * 16)
+    with pytest.raises(PerceptualError, match="not a sha256"):  # issue #26: a short one is not checked, refused
         load_vgg16(path, sha256="00ff")
 
 
