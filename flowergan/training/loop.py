@@ -250,7 +250,7 @@ class Trainer:
                     self.ada.accumulate(real_signs)  # the phases report D's signs on reals; the step feeds ADA
             stats = {key: torch.stack([st[key] for st in per_round]).mean() for key in per_round[0]}
             net.requires_grad_(False)
-            reduce_and_scrub_grads(list(net.parameters()), self.info, flat=self.sync_free)  # flat on accelerators
+            reduce_and_scrub_grads(list(net.parameters()), self.info, sync_free=self.sync_free)  # one flat scrub
             opt.step()
             all_stats.update(stats)
         update_ema(self.G_ema, self.G, ema_beta(cfg.batch, cfg.ema_kimg, self.cur_nimg, cfg.ema_rampup or None))
