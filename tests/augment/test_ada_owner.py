@@ -89,3 +89,18 @@ def test_a_training_run_and_its_resume_write_p_only_through_the_controller(tmp_p
     # the restore, then iterations 4..6: adjustments after iterations 4 and 6
     assert len(writes) == 4 and len({id(a) for a in writes[1:]}) == 1
     assert writes[1]._p._version == writes[1]._p_version
+
+    # stored once: train_state.json "ada"."p" (exact); no copy in config.json, the weights or "augment_p"
+    import json
+
+    from safetensors.torch import load_file
+
+    from flowergan.inference.loader import load_networks
+
+    ckpt = sorted((run / "checkpoints").iterdir())[-1]
+    state = json.loads((ckpt / "train_state.json").read_text())
+    assert state["ada"]["p"] == writes[-1].p and "augment_p" not in state
+    assert "augment_p" not in json.loads((ckpt / "config.json").read_text())
+    assert not any(k.startswith("augment_pipe") for k in load_file(ckpt / "weights.safetensors"))
+    loaded = load_networks(ckpt)  # inference still reports the p the run ended with
+    assert loaded.augment_p == state["ada"]["p"] == loaded.meta["augment_p"]
