@@ -79,7 +79,8 @@ class AdaController:
     def current_p(self) -> torch.Tensor:
         """p as the 0-dim tensor the controller owns (float64; float32 on MPS), for readers such as the
         pipe. Never write it: the next read raises if anything but this controller changed it."""
-        if self._p._version != self._p_version:
+        # (not while torch.compile traces: a tensor's version counter is not traceable; eager reads check it)
+        if not torch.compiler.is_compiling() and self._p._version != self._p_version:
             raise RuntimeError("AdaController: p was written from outside the controller; only step() and "
                                "load_state_dict() may change it (build the pipe with p=ada.current_p to read it)")
         return self._p
