@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -127,9 +128,11 @@ class AugmentPipe(torch.nn.Module):
     """Differentiable ADA augmentation of image batches [N, C, H, W] (float, nominally in [-1, 1]).
 
     Each transform is enabled by a probability multiplier (0 = off); at run time it is applied to each
-    sample with probability `p * multiplier`, where `p` is a float32 scalar buffer (saved in the
-    state_dict; set it in place, `pipe.p.copy_(torch.as_tensor(v))`, or by load_state_dict, not through
-    `.data`). At p == 0 the pipeline returns its input unchanged at no cost. Strengths (defaults from the paper):
+    sample with probability `p * multiplier`. The pipe does not own an adjustable p: `p` is either a fixed
+    number given here, or a function returning the current p as a 0-dim tensor (ADA: `AdaController.current_p`),
+    read at every call. `pipe.p` is that value as a read-only float32 tensor: it cannot be assigned, in-place
+    writes to it raise, and the pipe's state_dict holds no p. At p == 0 the pipeline returns its input
+    unchanged at no cost. Strengths (defaults from the paper):
 
     Args:
         xflip, rotate90, xint: multipliers for x-flip, 90-degree rotation (k ~ U{0..3}, k quarter turns
@@ -146,9 +149,13 @@ class AugmentPipe(torch.nn.Module):
             multipliers (lowest first), log2 std of the band gains.
         noise, noise_std, cutout, cutout_size: additive noise with per-sample sigma |N(0, noise_std)|;
             zeroing a square of side cutout_size x size at a uniform random centre.
-        p: initial probability.
-        geom_pad: "max" pads every side by size - 1 before resampling (no host sync, more memory);
-            "tight" pads only what the batch's transforms reach (one host sync per call).
+        p: a fixed probability, or a callable returning the current one as a 0-dim tensor (read per call).
+        geom_pad: "max" pads every side by size - 1 before resampling (fixed shapes, more memory);
+            "tight" pads only what the batch's transforms reach (one host read per call, so not with
+            `sync_free`). A memory/time choice of its own, hence its own argument; `sync_free` rules it.
+        sync_free: never read a device value on the host (accelerator training steps; True on the CPU runs
+            that path, for tests): the p == 0 and no-sample-drawn shortcuts are skipped (the always-compute
+            path gives the same images). Without it host reads happen only where they are free (CPU).
     """
 
     def __init__(self, *, xflip: float = 0, rotate90: float = 0, xint: float = 0, xint_max: float = 0.125,
@@ -159,7 +166,7 @@ class AugmentPipe(torch.nn.Module):
                  hue_max: float = 1, saturation_std: float = 1,
                  imgfilter: float = 0, imgfilter_bands: tuple[float, ...] = (1, 1, 1, 1), imgfilter_std: float = 1,
                  noise: float = 0, cutout: float = 0, noise_std: float = 0.1, cutout_size: float = 0.5,
-                 p: float = 0.0, geom_pad: str = "max"):
+                 p: float | Callable[[], torch.Tensor] = 0.0, geom_pad: str = "max", sync_free: bool = False):
         super().__init__()
         args = dict(locals())
         for name in (*_MULTIPLIERS, "xint_max", "scale_std", "rotate_max", "aniso_std", "xfrac_std",
@@ -175,14 +182,17 @@ class AugmentPipe(torch.nn.Module):
                              f"got {imgfilter_bands!r}")
         if geom_pad not in ("max", "tight"):
             raise ValueError(f"AugmentPipe: geom_pad must be 'max' or 'tight', got {geom_pad!r}")
-        if not 0 <= float(p):
+        if sync_free and geom_pad == "tight":
+            raise ValueError("AugmentPipe: geom_pad='tight' reads the batch's reach on the host; with sync_free "
+                             "use geom_pad='max'")
+        self._p_source = p if callable(p) else None
+        if self._p_source is None and not 0 <= float(p):
             raise ValueError(f"AugmentPipe: p must be >= 0, got {p!r}")
         self.geom_pad = geom_pad
-        # Never read a tensor's value on the host (set by training loops on accelerators; tests set it on
-        # the CPU to run the accelerator path). The p == 0 and no-sample-drawn shortcuts are then skipped:
-        # the always-compute path gives the same images.
-        self.sync_free = False
-        self.register_buffer("p", torch.tensor(float(p), dtype=torch.float32))
+        self.sync_free = bool(sync_free)
+        # A fixed p (follows .to(device); not saved: it is a constructor argument, like the multipliers).
+        self.register_buffer("_p_fixed", torch.tensor(0.0 if self._p_source else float(p), dtype=torch.float32),
+                             persistent=False)
         # float64 constants (cast to the images' dtype where used) keep the float64 path exact
         self.register_buffer("geom_filter", geometric_filter(), persistent=False)
         self.register_buffer("band_filters", torch.as_tensor(band_filter_bank(), dtype=torch.float64),
@@ -225,7 +235,7 @@ class AugmentPipe(torch.nn.Module):
         N, C, H, W = images.shape
         dtype = torch.float64 if images.dtype == torch.float64 else torch.float32
         x = images.to(dtype)
-        draws = _Draws(N, images.device, self.p.to(device=images.device, dtype=torch.float32),
+        draws = _Draws(N, images.device, self._p_raw().to(device=images.device, dtype=torch.float32),
                        None if debug_percentile is None else float(debug_percentile))
         if self.xflip > 0 or self.rotate90 > 0 or self.xint > 0:
             x = self._blit(x, draws)
@@ -243,13 +253,24 @@ class AugmentPipe(torch.nn.Module):
             x = self._cutout(x, draws)
         return x.to(images.dtype)
 
+    @property
+    def p(self) -> torch.Tensor:
+        """The current probability: a float32 0-dim tensor, read-only (in-place writes raise; it is a fresh
+        copy of the fixed p or of the owner's, e.g. ADA's, so writing it could not change the pipe anyway)."""
+        with torch.inference_mode():  # an inference tensor: in-place updates to it raise outside this mode
+            return self._p_raw().to(torch.float32, copy=True)
+
+    def _p_raw(self) -> torch.Tensor:
+        return self._p_source() if self._p_source is not None else self._p_fixed
+
     def _p_is_zero(self) -> bool:
-        """Whether p == 0, read from the device only when the buffer changed (no per-call host sync)."""
+        """Whether p == 0, read from the device only when p changed (no per-call host sync)."""
         if self.sync_free:
             return False
-        key = (id(self.p), self.p._version)  # in-place writes (ADA's copy_, load_state_dict) bump _version
+        raw = self._p_raw()
+        key = (id(raw), raw._version)  # the owner's in-place writes bump _version
         if getattr(self, "_p_key", None) != key:
-            self._p_key, self._p_zero = key, float(self.p) == 0.0
+            self._p_key, self._p_zero = key, float(raw.to(torch.float32)) == 0.0
         return self._p_zero
 
     def _check(self, images: torch.Tensor, q: float | None) -> None:

@@ -17,8 +17,7 @@ def bench_augment(cfg: ModelConfig, batch: int = 8, device: str = "cpu", repeats
     """Two records: 'augment' (forward, no grad) and 'augment_backward' (forward + backward to the input)."""
     dev = torch.device(device)
     benchtools.reset_peak_mem(dev)
-    pipe = AugmentPipe.from_preset(preset).to(dev)
-    pipe.p.fill_(aug_p)
+    pipe = AugmentPipe.from_preset(preset, p=aug_p).to(dev)
     img = benchtools.random_images(batch, cfg.img_channels, cfg.resolution, dev, seed=0)
 
     def forward():

@@ -10,7 +10,7 @@ import torch
 from flowergan.config import ModelConfig
 from flowergan.networks import Discriminator, Generator
 from flowergan.networks.resolve import load_resolved
-from flowergan.networks.store import load_model_dir
+from flowergan.networks.store import load_model_dir, read_json
 
 
 @dataclass
@@ -39,7 +39,13 @@ def load_networks(path: str | Path, device: str | torch.device = "cpu") -> Loade
         cfg, aug_p, meta = d["config"], d["augment_p"], {"augment_p": d["augment_p"], "source_pickle": src.name}
         names = None
     else:
-        cfg, aug_p, meta = d["config"], float(d["meta"].get("augment_p", 0.0)), d["meta"]
+        cfg, meta = d["config"], d["meta"]
+        if "augment_p" not in meta and (src / "train_state.json").is_file():
+            # a training checkpoint keeps ADA's p in its train_state.json only; a fixed p is a train option
+            train = meta.get("train") if isinstance(meta.get("train"), dict) else {}
+            fixed = train.get("p", 0.0) if train.get("aug") == "fixed" else 0.0
+            meta = {**meta, "augment_p": _checkpoint_ada_p(src) if train.get("aug") == "ada" else fixed}
+        aug_p = float(meta.get("augment_p") or 0.0)
         names = d["meta"].get("class_names")
     G = d["G_ema"] if d.get("G_ema") is not None else d["G"]
     if G is None:
@@ -52,3 +58,10 @@ def load_networks(path: str | Path, device: str | torch.device = "cpu") -> Loade
     return LoadedModel(G=G, D=D, config=cfg, source=src, device=device, augment_p=aug_p, meta=meta,
                        class_names=[n[:80] for n in names] if ok else None)
 
+
+
+def _checkpoint_ada_p(folder: Path) -> float | None:
+    """ADA's p stored in a training checkpoint's train_state.json (None for a model folder or a run without ADA)."""
+    ada = read_json(Path(folder) / "train_state.json", "training state").get("ada")
+    p = ada.get("p") if isinstance(ada, dict) else None
+    return float(p) if isinstance(p, (int, float)) and not isinstance(p, bool) else None

@@ -71,7 +71,9 @@ def save_checkpoint(run_dir: Path, cfg: ModelConfig, modules: dict[str, torch.nn
         t, m = _flatten_optimizer(f"opt_{name}", opt.state_dict())
         tensors.update(t)
         opt_meta[name] = m
-    bad = [k for k in ("pl_mean", "augment_p") if isinstance(state.get(k), float) and not math.isfinite(state[k])]
+    ada_p = (state.get("ada") or {}).get("p")
+    bad = [k for k, v in (("pl_mean", state.get("pl_mean")), ("ADA's p", ada_p))
+           if isinstance(v, float) and not math.isfinite(v)]
     if bad:
         raise ModelFileError(f"refusing to save a checkpoint at {state['cur_nimg']} images: {', '.join(bad)} is "
                              f"not finite (training diverged)")
@@ -128,6 +130,31 @@ def read_checkpoint_state(ckpt_dir: Path) -> tuple[dict[str, Any], dict[str, tor
     check_finite({k: v for k, v in tensors.items() if not k.startswith("rng.")}, str(ckpt_dir / STATE_TENSORS))
     state_checks.check_state(state, tensors, ckpt_dir / STATE_JSON, ckpt_dir)
     return state, tensors
+
+
+def stored_ada_state(ckpt_dir: Path, state: dict[str, Any]) -> dict[str, Any] | None:
+    """ADA's controller state of a checkpoint (`state`: its checked train_state.json), or None if it has no p.
+
+    Checkpoints store p once, in train_state.json "ada" (float64, with the accumulator). Checkpoints written
+    before that (up to commit 66debc1 and a little after) held four copies; they are read in this order, the
+    first that exists winning: train_state.json "ada"."p" (float64, exact), train_state.json "augment_p",
+    the checkpoint's config.json "augment_p", weights.safetensors "augment_pipe.p" (the last three are the
+    pipe's float32 value, and come without the accumulator)."""
+    ada = state.get("ada")
+    if isinstance(ada, dict) and "p" in ada:
+        return ada  # checked with the rest of the state (state_checks.check_ada)
+    ckpt_dir = Path(ckpt_dir)
+    doc = read_json(ckpt_dir / CONFIG_NAME, "model config")
+    weights = read_tensors(ckpt_dir / WEIGHTS_NAME)
+    for where, p in ((ckpt_dir / STATE_JSON, state.get("augment_p")), (ckpt_dir / CONFIG_NAME, doc.get("augment_p")),
+                     (ckpt_dir / WEIGHTS_NAME, weights.get("augment_pipe.p"))):
+        if p is None:
+            continue
+        p = float(p) if isinstance(p, (int, float, torch.Tensor)) and not isinstance(p, bool) else math.nan
+        if not 0 <= p <= 1:
+            raise ModelFileError(f"{where}: the augmentation p is not a probability in [0, 1]; the file is damaged")
+        return {"p": p}
+    return None
 
 
 def load_checkpoint_state(ckpt_dir: Path, optimizers: dict[str, torch.optim.Optimizer]

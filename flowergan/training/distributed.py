@@ -49,18 +49,18 @@ def init_from_env(device: str) -> tuple[DistInfo, torch.device]:
 SCRUB = {"nan": 0.0, "posinf": 1e5, "neginf": -1e5}
 
 
-def reduce_and_scrub_grads(params: list[torch.nn.Parameter], info: DistInfo, flat: bool = False) -> None:
+def reduce_and_scrub_grads(params: list[torch.nn.Parameter], info: DistInfo, sync_free: bool = False) -> None:
     """Average .grad of `params` over processes (one flat all_reduce), then scrub NaN/inf as the official loop.
 
-    With `flat` (accelerators), or whenever the gradients are reduced anyway, the scrub runs once over one flat
-    copy and the values go back in one foreach copy: 3 kernels instead of one per parameter (G has 84). Without
-    it, each gradient is scrubbed in place with no extra copies; the same numbers either way.
+    With `sync_free` (the accelerator path), or whenever the gradients are reduced anyway, the scrub runs once
+    over one flat copy and the values go back in one foreach copy: 3 kernels instead of one per parameter (G has
+    84). Without it, each gradient is scrubbed in place with no extra copies; the same numbers either way.
     """
     params = [p for p in params if p.grad is not None]
     if not params:
         return
     grads = [p.grad for p in params]
-    if not (flat or info.enabled):
+    if not (sync_free or info.enabled):
         for g in grads:
             g.nan_to_num_(**SCRUB)
         return

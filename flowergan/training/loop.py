@@ -28,7 +28,7 @@ from flowergan.training.distributed import (
 )
 from flowergan.training.ema import ema_beta, update_ema
 from flowergan.training.loggers import RunLoggers
-from flowergan.training.phases import StyleGAN2Loss, make_phases
+from flowergan.training.phases import PhaseRunner, make_phases
 from flowergan.training.progress import StatsAccumulator, grid_name, plot_progress, rewind_run, save_grid
 from flowergan.training.recipe import resolve
 
@@ -127,13 +127,15 @@ class Trainer:
         self.augment_pipe = None
         self.ada = None
         if cfg.aug != "none":
+            p = cfg.p  # fixed: a constant of the pipe; ada: the controller owns p, the pipe reads it
+            if cfg.aug == "ada":
+                self.ada = AdaController(target=cfg.target, speed_kimg=cfg.ada_kimg, interval=cfg.ada_interval,
+                                         p=cfg.p, device=device)
+                p = self.ada.current_p
             # On the CPU a host sync is free, so pad only as far as the batch's transforms reach (much less work).
             pad = "max" if self.sync_free else "tight"
-            self.augment_pipe = AugmentPipe.from_preset(cfg.aug_preset, p=cfg.p, geom_pad=pad).to(device)
-            self.augment_pipe.sync_free = self.sync_free
-            if cfg.aug == "ada":
-                self.ada = AdaController(self.augment_pipe, target=cfg.target, speed_kimg=cfg.ada_kimg,
-                                         interval=cfg.ada_interval, p=cfg.p)
+            self.augment_pipe = AugmentPipe.from_preset(cfg.aug_preset, p=p, geom_pad=pad,
+                                                        sync_free=self.sync_free).to(device)
 
         # Phases and optimisers with the lazy-regularisation correction of lr and betas.
         self.phases = make_phases(cfg.r1_interval, cfg.pl_interval)
@@ -155,10 +157,10 @@ class Trainer:
         if cfg.compile:  # compiled callables for the main phases only (regularisers need double backward)
             mode = cfg.compile_mode  # reduce-overhead: CUDA graphs (the shapes of the main phases are static)
             synth_main, D_main = torch.compile(self.G.synthesis, mode=mode), torch.compile(self.D, mode=mode)
-        self.loss = StyleGAN2Loss(self.G, self.D, self.augment_pipe, r1_gamma=cfg.gamma,
-                                  style_mixing=cfg.style_mixing, pl_weight=cfg.pl_weight, pl_decay=cfg.pl_decay,
-                                  pl_batch_shrink=cfg.pl_batch_shrink, noise_mode=cfg.noise_mode, ada=self.ada,
-                                  autocast=autocast, synthesis_main=synth_main, D_main=D_main)
+        self.loss = PhaseRunner(self.G, self.D, self.augment_pipe, r1_gamma=cfg.gamma,
+                                style_mixing=cfg.style_mixing, pl_weight=cfg.pl_weight, pl_decay=cfg.pl_decay,
+                                pl_batch_shrink=cfg.pl_batch_shrink, noise_mode=cfg.noise_mode,
+                                autocast=autocast, synthesis_main=synth_main, D_main=D_main)
 
         # Data order: a seeded infinite sampler sharded over processes (its position is checkpointed).
         if sampler_cls is None:
@@ -241,11 +243,14 @@ class Trainer:
             per_round = []
             for k in range(rounds):  # gradients add up over the rounds, as in the official loop
                 sl = slice(k * bg, (k + 1) * bg)
-                per_round.append(self.loss.accumulate(phase.name, real_img[sl], real_c[sl], gen_z[i][sl],
-                                                      gen_c[i][sl], gain=phase.interval))
+                st, real_signs = self.loss.accumulate(phase.name, real_img[sl], real_c[sl], gen_z[i][sl],
+                                                      gen_c[i][sl], gain=phase.interval)
+                per_round.append(st)
+                if self.ada is not None and real_signs is not None:
+                    self.ada.accumulate(real_signs)  # the phases report D's signs on reals; the step feeds ADA
             stats = {key: torch.stack([st[key] for st in per_round]).mean() for key in per_round[0]}
             net.requires_grad_(False)
-            reduce_and_scrub_grads(list(net.parameters()), self.info, flat=self.sync_free)  # flat on accelerators
+            reduce_and_scrub_grads(list(net.parameters()), self.info, sync_free=self.sync_free)  # one flat scrub
             opt.step()
             all_stats.update(stats)
         update_ema(self.G_ema, self.G, ema_beta(cfg.batch, cfg.ema_kimg, self.cur_nimg, cfg.ema_rampup or None))
@@ -253,9 +258,8 @@ class Trainer:
         self.batch_idx += 1
         if self.ada is not None:
             self.ada.end_minibatch()
-        if self.ada is not None and self.ada.ready:  # every ada_interval iterations, as the official loop
-            self.ada.step(cfg.batch * self.ada.interval, reduce=lambda t: all_reduce_sum_(t, self.info),
-                          sync=not self.sync_free)
+            if self.ada.ready:  # every ada_interval iterations, as the official loop; on the device
+                self.ada.step(cfg.batch * self.ada.interval, reduce=lambda t: all_reduce_sum_(t, self.info))
         if self.augment_pipe is not None:
             all_stats["Progress/augment"] = self.augment_pipe.p.detach().clone()
         all_stats["Loss/pl_mean"] = self.loss.pl_mean.detach().clone()
@@ -275,8 +279,7 @@ class Trainer:
     # ------------------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {"cur_nimg": self.cur_nimg, "batch_idx": self.batch_idx, "pl_mean": float(self.loss.pl_mean),
-                "ada": self.ada.state_dict() if self.ada is not None else None,
-                "augment_p": float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0,
+                "ada": self.ada.state_dict() if self.ada is not None else None,  # ADA's p: its one stored copy
                 "sampler": self.loader.sampler_state() if self.loader is not None else self.sampler.state_dict(),
                 "label_rng": _np_rng_state(self.label_rng),
                 "best": self.best, "world_size": self.info.world_size}
@@ -285,10 +288,7 @@ class Trainer:
         if not self.info.is_main or self.run_dir is None:
             return None
         modules = {"G": self.G, "G_ema": self.G_ema, "D": self.D}
-        if self.augment_pipe is not None:
-            modules["augment_pipe"] = self.augment_pipe
-        meta = {"augment_p": float(self.augment_pipe.p) if self.augment_pipe is not None else 0.0,
-                "kimg": self.cur_nimg / 1000, "train": self.cfg.to_dict(),
+        meta = {"kimg": self.cur_nimg / 1000, "train": self.cfg.to_dict(),
                 "dataset": {"name": Path(self.cfg.data).name,  # for the model card; size without x-flips
                             "size": len(self.dataset) // (2 if getattr(self.dataset, "xflip", False) else 1)},
                 **(extra_meta or {})}
@@ -318,10 +318,9 @@ class Trainer:
                         self.info.world_size, state.get("world_size"))
         self.cur_nimg, self.batch_idx = int(state["cur_nimg"]), int(state["batch_idx"])
         self.loss.pl_mean.fill_(float(state["pl_mean"]))
-        if self.ada is not None and state.get("ada"):
-            self.ada.load_state_dict(state["ada"])
-        elif self.augment_pipe is not None:
-            self.augment_pipe.p.fill_(float(state.get("augment_p", 0.0)))
+        ada_state = ckpt.stored_ada_state(path, state) if self.ada is not None else None
+        if ada_state is not None:
+            self.ada.load_state_dict(ada_state)
         self.sampler.load_state_dict(state["sampler"])
         if state.get("label_rng"):
             self.label_rng.set_state(_np_rng_from_state(state["label_rng"]))

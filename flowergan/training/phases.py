@@ -1,5 +1,6 @@
 """The four training phases with lazy regularisation (G main, G path-length, D main, D R1), built on
-the pure losses. Each phase accumulates gradients into the module it trains; the loop steps optimisers."""
+the pure losses. Each phase accumulates gradients into the module it trains and reports its statistics (and,
+for ADA, the signs of D on reals); the training step steps the optimisers and drives ADA's controller."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
+from flowergan.augment import real_sign_stats
 from flowergan.training import losses
 
 
@@ -30,19 +32,20 @@ def make_phases(r1_interval: int, pl_interval: int) -> list[Phase]:
     return phases
 
 
-class StyleGAN2Loss:
-    """Computes and back-propagates each phase's loss; keeps the path-length running mean."""
+class PhaseRunner:
+    """Runs one phase: computes its loss and calls backward on it; keeps the path-length running mean.
+    (The official code calls this object the loss, StyleGAN2Loss.)"""
 
     def __init__(self, G, D, augment_pipe=None, r1_gamma: float = 10.0, style_mixing: float = 0.9,
                  pl_weight: float = 2.0, pl_decay: float = 0.01, pl_batch_shrink: int = 2,
-                 noise_mode: str = "random", ada=None, autocast=None, synthesis_main=None, D_main=None):
+                 noise_mode: str = "random", autocast=None, synthesis_main=None, D_main=None):
         self.G, self.D, self.augment_pipe = G, D, augment_pipe
         # Possibly torch.compile'd callables sharing G's and D's parameters, used by the main phases only.
         self.synthesis_main = synthesis_main if synthesis_main is not None else G.synthesis
         self.D_main = D_main if D_main is not None else D
         self.r1_gamma, self.style_mixing = r1_gamma, style_mixing
         self.pl_weight, self.pl_decay, self.pl_batch_shrink = pl_weight, pl_decay, pl_batch_shrink
-        self.noise_mode, self.ada = noise_mode, ada
+        self.noise_mode = noise_mode
         self.autocast = autocast         # a context-manager factory for mixed precision (or None)
         dev = next(G.parameters()).device
         self.pl_mean = torch.zeros([], device=dev)
@@ -87,9 +90,11 @@ class StyleGAN2Loss:
 
     # ---- phases ---------------------------------------------------------------------------------
     def accumulate(self, phase: str, real_img: torch.Tensor, real_c: torch.Tensor, gen_z: torch.Tensor,
-                   gen_c: torch.Tensor, gain: float) -> dict[str, torch.Tensor]:
-        """Back-propagate `phase`'s loss times `gain` (its interval); return detached statistics."""
+                   gen_c: torch.Tensor, gain: float) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """Back-propagate `phase`'s loss times `gain` (its interval). Returns (detached statistics for the
+        log, D's sign statistics on reals [sum of signs, count] for ADA, or None when D saw no reals)."""
         stats: dict[str, torch.Tensor] = {}
+        real_signs = None
         do_Gmain = phase in ("Gmain", "Gboth")
         do_Dmain = phase in ("Dmain", "Dboth")
         do_Gpl = phase in ("Greg", "Gboth") and self.pl_weight != 0
@@ -128,8 +133,7 @@ class StyleGAN2Loss:
             total = logits * 0
             stats["Loss/scores/real"] = logits.detach().mean()
             stats["Loss/signs/real"] = logits.detach().sign().mean()
-            if self.ada is not None:
-                self.ada.update(logits)
+            real_signs = real_sign_stats(logits)
             if do_Dmain:
                 loss = losses.d_logistic_real(logits)
                 total = total + loss
@@ -139,4 +143,4 @@ class StyleGAN2Loss:
                 total = total + (penalty * (self.r1_gamma / 2)).unsqueeze(1)
                 stats["Loss/r1_penalty"] = penalty.detach().mean()
             total.mean().mul(gain).backward()
-        return stats
+        return stats, real_signs

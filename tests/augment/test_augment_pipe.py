@@ -29,17 +29,16 @@ def test_identity_at_p0_bitwise(preset, dtype):
     assert torch.equal(y.view(bits), x.view(bits))
 
 
-def test_p0_shortcut_follows_every_way_of_setting_p():
+def test_p0_shortcut_follows_the_owners_p():
     x = _images(n=8, h=8, w=8)
-    pipe = AugmentPipe.from_preset("bgc")
+    assert AugmentPipe.from_preset("bgc")(x) is x
+    assert not torch.equal(AugmentPipe.from_preset("bgc", p=1.0)(x), x)
+    owned = torch.tensor(0.0, dtype=torch.float64)  # whoever owns p (ADA's controller) moves it in place
+    pipe = AugmentPipe.from_preset("bgc", p=lambda: owned)
     assert pipe(x) is x
-    pipe.p.fill_(1.0)  # in place: seen at the next call
+    owned.fill_(1.0)  # seen at the next call
     assert not torch.equal(pipe(x), x)
-    pipe.p.copy_(torch.as_tensor(0.0))
-    assert pipe(x) is x
-    pipe.load_state_dict({"p": torch.tensor(1.0)})
-    assert not torch.equal(pipe(x), x)
-    pipe.load_state_dict({"p": torch.tensor(0.0)})
+    owned.copy_(torch.as_tensor(0.0))
     assert pipe(x) is x
     state = torch.get_rng_state()
     pipe(x)
@@ -61,14 +60,17 @@ def test_p1_changes_images_and_keeps_shape(channels, size):
         assert changed.sum() >= 5  # at p=1 a sample escapes all 13+ transforms with negligible probability
 
 
-def test_p_is_a_settable_state_buffer():
+def test_p_is_a_read_only_float32_scalar_and_no_state():
     pipe = AugmentPipe.from_preset("bgc", p=0.25)
-    assert pipe.p.dtype == torch.float32 and pipe.p.ndim == 0
-    assert set(pipe.state_dict()) == {"p"}
-    pipe.p.copy_(torch.as_tensor(0.75))
-    other = AugmentPipe.from_preset("bgc")
-    other.load_state_dict(pipe.state_dict())
-    assert float(other.p) == 0.75
+    assert pipe.p.dtype == torch.float32 and pipe.p.ndim == 0 and float(pipe.p) == 0.25
+    assert pipe.state_dict() == {}
+    with pytest.raises(RuntimeError, match="[Ii]nplace"):
+        pipe.p.copy_(torch.as_tensor(0.75))
+    with pytest.raises(AttributeError):
+        pipe.p = torch.tensor(0.75)
+    with pytest.raises(RuntimeError, match="Unexpected key"):
+        pipe.load_state_dict({"p": torch.tensor(0.75)})
+    assert float(pipe.p) == 0.25
 
 
 def test_gradients_reach_the_input():
@@ -115,7 +117,7 @@ def test_deterministic_given_rng_state_and_rng_use_independent_of_positive_p():
     torch.manual_seed(8)
     assert not torch.equal(pipe(x), a)
     # the random stream advances by the same amount whatever p > 0 is
-    pipe.p.fill_(1e-6)
+    pipe = AugmentPipe.from_preset("bgcfnc", p=1e-6)
     torch.manual_seed(7)
     pipe(x)
     assert torch.equal(torch.rand(4), after_a)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from flowergan.augment import real_sign_stats
 from flowergan.benchmarks.training import RandomImages, _CyclicSampler
 from flowergan.config import preset
 from flowergan.training import losses
@@ -37,7 +38,7 @@ def test_main_phase_forwards_trace_as_one_graph_each():
             img, _ = L.run_G(z, c)
         fake = losses.d_logistic_fake(L.run_D(img, c))
         real_logits = L.run_D(real, c)
-        L.ada.update(real_logits)
+        t.ada.accumulate(real_sign_stats(real_logits))
         return fake.mean() + losses.d_logistic_real(real_logits).mean()
 
     z, c, real = torch.randn(4, CFG.z_dim), torch.zeros(4, 0), torch.randn(4, 3, 16, 16)

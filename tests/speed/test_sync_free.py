@@ -13,7 +13,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from flowergan.augment import AdaController
+from flowergan.augment import AdaController, real_sign_stats
 from flowergan.benchmarks.training import RandomImages, _CyclicSampler
 from flowergan.config import preset
 from flowergan.training.config import TrainConfig
@@ -111,29 +111,26 @@ def test_training_step_with_style_mixing_off_and_no_augmentation_never_syncs():
 
 
 @pytest.mark.parametrize("target", [0.0, 0.6, 1.0])
-def test_ada_device_step_moves_p_like_the_host_step(target):
-    """Device-side ADA (no sync) gives exactly the host controller's p and r_t."""
+def test_ada_step_never_syncs_and_moves_p_by_the_papers_rule(target):
+    """ADA's one step (on the device, no host read) gives the paper's p and r_t."""
     torch.manual_seed(1)
-    host = AdaController(None, target=target, speed_kimg=0.05, interval=1, p=0.3)
-    dev = AdaController(None, target=target, speed_kimg=0.05, interval=1, p=0.3)
+    ada = AdaController(target=target, speed_kimg=0.05, interval=1, p=0.3)
     expect = 0.3
     for k in range(12):
         logits = torch.randn(8, 1) + (0.8 if k % 3 else -0.8)
-        for a in (host, dev):
-            a.update(logits)
-            a.end_minibatch()
-        host.step(8)
         with no_host_sync():
-            assert dev.step(8, sync=False) is None
+            ada.accumulate(real_sign_stats(logits))
+            ada.end_minibatch()
+            assert ada.step(8) is None
         rt = sum(1 if v > 0 else -1 for v in logits.flatten().tolist()) / 8  # the paper's r_t, by hand
         expect = min(max(expect + ((rt > target) - (rt < target)) * 8 / 50, 0.0), 1.0)
-        assert dev.last_rt == pytest.approx(rt, abs=1e-12) and host.last_rt == pytest.approx(rt, abs=1e-12)
-        assert dev.p == pytest.approx(expect, abs=1e-12) and host.p == pytest.approx(expect, abs=1e-12)
+        assert ada.last_rt == pytest.approx(rt, abs=1e-12)
+        assert ada.p == pytest.approx(expect, abs=1e-12)
 
 
 def test_ada_device_step_with_no_reals_keeps_p():
-    ada = AdaController(None, target=0.6, speed_kimg=1, interval=1, p=0.25)
-    ada.stats_tensor()
+    ada = AdaController(target=0.6, speed_kimg=1, interval=1, p=0.25)
     ada.end_minibatch()
-    ada.step(4, sync=False)
+    with no_host_sync():
+        ada.step(4)
     assert ada.p == 0.25 and ada.last_rt is None

@@ -35,7 +35,7 @@ def test_scrub_replaces_only_non_finite_gradients(flat):
     The flat path (accelerators) does it in a fixed number of operator calls."""
     params = _params_with_bad_grads()
     with count_ops() as c:
-        reduce_and_scrub_grads(params, DistInfo(), flat=flat)
+        reduce_and_scrub_grads(params, DistInfo(), sync_free=flat)
     assert [p.grad.tolist() if p.grad is not None else None for p in params] == [
         [0.0, 1e5, -1e5, 2e5, -3.5e5, 0.25], [1.0, 0.0], [-1e5]] + [[[float(i)] * 2] * 2 for i in range(5)] + [None]
     # flat: one cat, one scrub, one foreach copy back; else one in-place scrub per gradient (8 of them)
