@@ -12,12 +12,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from flowergan.config import FORMAT_VERSION, ConfigError, ModelConfig
-from flowergan.infra import atomic_dir, replace_dir
+from flowergan.infra import atomic_dir
 from flowergan.networks.discriminator import Discriminator
 from flowergan.networks.generator import Generator
 from flowergan.readers import BadInput, read_text
-
-atomic_replace_dir = replace_dir  # the name other modules import
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "weights.safetensors"
