@@ -1,7 +1,7 @@
 """Infrastructure shared by every area: the cache folder, downloads (resume, checksum, progress), atomic
-file and folder writes, file hashes, float -> uint8 image conversion and grids, and shared choices (noise modes). Standard library and
-numpy only at import (torch is imported where a tensor is converted), and no flowergan imports, so
-every area, `data` included, may use it."""
+file and folder writes, file hashes, float -> uint8 image conversion and grids. Standard library and numpy
+only at import (torch is imported where a tensor is converted), and no flowergan imports, so every area,
+`data` included, may use it."""
 
 from __future__ import annotations
 
@@ -24,17 +24,6 @@ from typing import Any
 import numpy as np
 
 log = logging.getLogger(__name__)
-
-# ---- shared choices -----------------------------------------------------------------------------
-NOISE_MODES = ("const", "random", "none")  # per-pixel noise of G: the stored buffers, fresh draws, none
-
-
-def check_noise_mode(noise_mode: str, what: str = "noise_mode") -> str:
-    """Return `noise_mode`, or raise ValueError naming the choices."""
-    if noise_mode not in NOISE_MODES:
-        raise ValueError(f"{what} {noise_mode!r}: choose one of {', '.join(NOISE_MODES)}")
-    return noise_mode
-
 
 # ---- the cache folder ---------------------------------------------------------------------------
 def cache_dir(sub: str | None = None, create: bool = False) -> Path:

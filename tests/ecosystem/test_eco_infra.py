@@ -60,15 +60,12 @@ def test_atomic_dir_replaces_a_folder_only_when_complete(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["y"] and [p.name for p in tmp_path.iterdir()] == ["model"]
 
 
-def test_cache_dir_and_noise_modes(tmp_path, monkeypatch):
+def test_cache_dir_and_file_digest(tmp_path, monkeypatch):
     monkeypatch.setenv("FLOWERGAN_CACHE", str(tmp_path / "c"))
     assert infra.cache_dir() == tmp_path / "c" and not (tmp_path / "c").exists()
     assert infra.cache_dir("detectors", create=True).is_dir()
     monkeypatch.delenv("FLOWERGAN_CACHE")
     assert infra.cache_dir("datasets") == Path.home() / ".cache" / "flowergan" / "datasets"
-    assert infra.check_noise_mode("const") == "const"
-    with pytest.raises(ValueError, match="noise_mode 'fixed': choose one of const, random, none"):
-        infra.check_noise_mode("fixed")
     assert infra.file_digest(infra.atomic_write_bytes(tmp_path / "b", b"abc")) == \
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # sha256("abc"), FIPS 180-2
 
@@ -83,3 +80,17 @@ def test_infra_imports_no_other_flowergan_module():
     top = {a.name for n in tree.body if isinstance(n, ast.Import) for a in n.names}
     top |= {n.module for n in tree.body if isinstance(n, ast.ImportFrom) and n.module}
     assert not {m for m in top if m.split(".")[0] in ("torch", "PIL")}, "torch only where a tensor is converted"
+
+
+def test_noise_modes_are_declared_once_beside_the_model_config():
+    from flowergan.config import NOISE_MODES, check_noise_mode
+    from flowergan.inference import NOISE_MODES as inference_modes
+    from flowergan.networks.generator import NOISE_MODES as generator_modes
+    from flowergan.training.config import TrainConfig
+
+    assert NOISE_MODES == ("const", "random", "none") and inference_modes is generator_modes is NOISE_MODES
+    assert TrainConfig.__dataclass_fields__["noise_mode"].metadata["choices"] is NOISE_MODES
+    assert not hasattr(infra, "NOISE_MODES")  # not an infrastructure concept
+    assert check_noise_mode("const") == "const"
+    with pytest.raises(ValueError, match="noise_mode 'fixed': choose one of const, random, none"):
+        check_noise_mode("fixed")
