@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from flowergan.benchmarks.training import RandomImages, _CyclicSampler
+from flowergan.benchmarking.training import RandomImages, _CyclicSampler
 from flowergan.config import preset
 from flowergan.training import losses
 from flowergan.training.config import TrainConfig

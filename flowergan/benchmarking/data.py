@@ -75,7 +75,7 @@ def run_bench(resolution: int = 128, num_photos: int = 400, workers: int | None 
     Each record also has img_per_cpu_s: images per CPU-second of this process and its workers (start-up
     included), which stays meaningful when other jobs share the cores and wall-clock img_per_s drops.
     """
-    from flowergan.benchmarks.tools import record, time_median
+    from flowergan.benchmarking.tools import record, time_median
     from flowergan.data.dataset import ImageDataset
     from flowergan.data.prepare import default_workers, prepare_dataset
     from flowergan.data.synthetic import prepare_synthetic
@@ -164,7 +164,7 @@ def loader_records(tmp: Path, *, sizes: dict[int, int] | None = None, batch: int
     cached in memory and lazy from the zip; img_per_s against BAR_IMG_PER_S (what the GPU step needs)."""
     import time
 
-    from flowergan.benchmarks.tools import record
+    from flowergan.benchmarking.tools import record
     from flowergan.data.dataset import ImageDataset, InfiniteSampler
     from flowergan.data.loader import BatchLoader
 

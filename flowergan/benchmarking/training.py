@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from flowergan.benchmarks import tools as benchtools
+from flowergan.benchmarking import tools as benchtools
 from flowergan.config import ModelConfig
 from flowergan.training.config import TrainConfig
 from flowergan.training.distributed import DistInfo
