@@ -1,3 +1,4 @@
-"""The measurements behind `flowergan bench` (one module per area, timing helpers in `tools`); not to be
-confused with the repository's bench/ scripts, which make the figures of docs/BENCHMARKS.md. They sit on top
-of the library like the CLI: no library area imports them."""
+"""The measurements behind `flowergan bench` (not the scripts in bench/); only the CLI imports them.
+
+One module per area, timing helpers in `tools`. The repository's bench/ scripts make the figures of
+docs/BENCHMARKS.md; these functions are the ones `flowergan bench` runs, and tests call them."""

@@ -1,4 +1,4 @@
-"""The local model explorer: a stdlib HTTP server with a JSON API over flowergan.inference and a static page."""
+"""The local model explorer: a stdlib HTTP server, a JSON API over flowergan.inference and a static page."""
 
 from flowergan.web.handler import is_loopback
 from flowergan.web.limits import EditLimits, Limits

@@ -3,9 +3,10 @@ direction sliders at once, walk downloads (GIF/MP4) and photo projection with pr
 
 Every body is validated with sizes bounded before any work (flowergan.web.requests):
   POST /api/directions   {"method", "layers", "num"} -> a new direction set computed on demand
-  POST /api/edit         {"seed" | "projection", "set", "values": {index: strength}, psi, cutoff, ...} -> image
-  POST /api/walk-video   {"seeds", "frames", "space", "loop", "format": "gif"|"mp4", psi, cutoff, ...} -> file
-  POST /api/project      {"image": data URL (PNG/JPEG), "steps", "space"} -> {"job"} (runs on its own worker)
+  POST /api/edit         {"seed" | "projection", "set", "values": {index: strength}, psi, ...} -> image
+  POST /api/walk-video   {"seeds", "frames", "space", "loop", "format": "gif"|"mp4", psi, ...} -> file
+  POST /api/project      {"image": data URL (PNG/JPEG), "steps", "space"} -> {"job"} (on its own worker)
+  (psi, ...: the generation options psi, cutoff, noise_mode, class_idx)
   GET  /api/project/<job> -> {"step", "steps", "done", "error", "preview", "image", "target", "projection"}
 """
 
@@ -135,8 +136,8 @@ class EditApi:
     # ---- POST /api/edit ------------------------------------------------------------------------
     def _start(self, body: dict, common: dict) -> tuple[torch.Tensor, int | None]:
         if ("seed" in body) == ("projection" in body):
-            raise ApiError(400, f"give exactly one of seed (an integer in [0, {MAX_SEED}]) or projection (an id "
-                                f"from /api/project)")
+            raise ApiError(400, f"give exactly one of seed (an integer in [0, {MAX_SEED}]) or projection "
+                                f"(an id from /api/project)")
         if "projection" in body:
             pid = body["projection"]
             with self._lock:
@@ -152,10 +153,11 @@ class EditApi:
         v = body.get("values", {})
         lim = self.limits.strength_max
         if not isinstance(v, dict) or len(v) > len(d):
-            raise ApiError(400, f"values: an object {{direction index: strength}} with at most {len(d)} entries")
+            raise ApiError(400, f"values: an object {{direction index: strength}} with at most {len(d)} "
+                                f"entries")
         out = {}
         for k, s in v.items():
-            # ASCII digits only ('²' is a digit to str.isdigit but not to int) and short (int() refuses 4,300+)
+            # ASCII digits only ('²' is a digit to str.isdigit but not to int), short (int() refuses 4,300+)
             if not (isinstance(k, str) and k.isascii() and k.isdigit() and len(k) <= 6 and int(k) < len(d)):
                 raise ApiError(400, f"values: key {json.dumps(k)[:20]} must be a direction index in "
                                     f"[0, {len(d) - 1}]")
@@ -170,8 +172,8 @@ class EditApi:
         with self._lock:
             d = self.sets.get(body.get("set")) if isinstance(body.get("set"), str) else None
         if d is None:
-            raise ApiError(404, "set: unknown direction set; choose one listed by /api/info or compute one with "
-                                "POST /api/directions")
+            raise ApiError(404, "set: unknown direction set; choose one listed by /api/info or compute one "
+                                "with POST /api/directions")
         values = self._values(body, d)
         common = generation_options(body, self.pipe, self.request_limits)
         ws, seed = self._start(body, common)
@@ -210,7 +212,8 @@ class EditApi:
     # ---- POST /api/project, GET /api/project/<job> -------------------------------------------
     def api_project(self, body: dict) -> dict:
         check_keys(body, {"image", "steps", "space", "class_idx"})
-        steps = int_field(body, "steps", 1, self.limits.max_project_steps, min(100, self.limits.max_project_steps))
+        max_steps = self.limits.max_project_steps
+        steps = int_field(body, "steps", 1, max_steps, min(100, max_steps))
         space = choice_field(body, "space", ("w", "w+"), "w")
         pipe = self.pipe
         class_idx = class_field(body, pipe.c_dim)

@@ -1,9 +1,10 @@
 """The explorer's generation endpoints (bodies validated with sizes bounded before any work):
   GET  /api/info          model facts, named style ranges and the limits
-  POST /api/generate      {"seed" | "seeds", "psi", "noise_mode", "class_idx", "grid"} -> {"images": [PNG data URLs]}
-  POST /api/mix           {"row_seed", "col_seed", "styles", "psi", "noise_mode", "class_idx"} -> 3 images
-  POST /api/interpolate   {"seeds", "frames", "space", "loop", "psi", "noise_mode", "class_idx"} -> frames
-(every generation request also takes "cutoff": truncate only the first N ws)."""
+  POST /api/generate      {"seed" | "seeds", "grid", psi, ...} -> {"images": [PNG data URLs], "grid"}
+  POST /api/mix           {"row_seed", "col_seed", "styles", psi, ...} -> 3 images
+  POST /api/interpolate   {"seeds", "frames", "space", "loop", psi, ...} -> frames
+(psi, ...: the generation options every request takes: psi, noise_mode, class_idx and "cutoff", which
+truncates only the first N ws)."""
 
 from __future__ import annotations
 
@@ -41,8 +42,8 @@ class GenerateApi:
 
     def info(self) -> dict:
         p = self.pipe
-        return {"resolution": p.resolution, "img_channels": p.img_channels, "z_dim": p.z_dim, "w_dim": p.w_dim,
-                "c_dim": p.c_dim, "num_ws": p.num_ws, "style_ranges": p.style_ranges(),
+        return {"resolution": p.resolution, "img_channels": p.img_channels, "z_dim": p.z_dim,
+                "w_dim": p.w_dim, "c_dim": p.c_dim, "num_ws": p.num_ws, "style_ranges": p.style_ranges(),
                 "noise_modes": list(NOISE_MODES), "spaces": list(SPACES), "max_seed": MAX_SEED,
                 "model": getattr(p.source, "name", None) or "model", "limits": asdict(self.limits),
                 "class_names": p.class_names}
@@ -71,16 +72,16 @@ class GenerateApi:
             if not ok:
                 raise ApiError(400, f"styles: a list must hold at most {n} layer indices in [0, {n - 1}]")
         elif not isinstance(styles, str) or len(styles) > 64:
-            raise ApiError(400, "styles: give a layer range like '0-3', a name (coarse, middle, fine, all, none) "
-                                "or a list of layer indices")
+            raise ApiError(400, "styles: give a layer range like '0-3', a name (coarse, middle, fine, all, "
+                                "none) or a list of layer indices")
         try:
             layers = parse_styles(styles, n)
         except ValueError as e:
             raise ApiError(400, str(e)) from None
         kw = generation_options(body, self.pipe, self.limits)
         r = self.run(lambda: self.pipe.mix([row], [col], layers, **kw))
-        return {"styles": layers, "row_image": data_url(r.row_images[0]), "col_image": data_url(r.col_images[0]),
-                "mix_image": data_url(r.cells[0, 0])}
+        return {"styles": layers, "row_image": data_url(r.row_images[0]),
+                "col_image": data_url(r.col_images[0]), "mix_image": data_url(r.cells[0, 0])}
 
     def api_interpolate(self, body: dict) -> dict:
         check_keys(body, {"seeds", "frames", "space", "loop"} | _OPTIONS)

@@ -22,6 +22,7 @@ __all__ = ["ExplorerHandler", "is_loopback"]
 _STATIC_NAME = re.compile(r"^[a-z0-9_-]+\.(html|js|css|svg|png)$")
 _CONTENT_TYPES = {"html": "text/html; charset=utf-8", "js": "text/javascript; charset=utf-8",
                   "css": "text/css; charset=utf-8", "svg": "image/svg+xml", "png": "image/png"}
+_FOREIGN_HOST = "Host header not allowed: this server only answers requests for localhost"
 _CSP = ("default-src 'self'; img-src 'self' data: blob:; script-src 'self'; style-src 'self'; "
         "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 
@@ -86,7 +87,7 @@ class ExplorerHandler(BaseHTTPRequestHandler):
     # ---- routes ------------------------------------------------------------------------------
     def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
         if not self._host_ok():
-            return self._error(403, "Host header not allowed: this server only answers requests for localhost")
+            return self._error(403, _FOREIGN_HOST)
         path = self.path.split("?", 1)[0]
         if path in ("/", "/index.html"):
             return self._static("index.html")
@@ -106,7 +107,7 @@ class ExplorerHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         if not self._host_ok():
-            return self._error(403, "Host header not allowed: this server only answers requests for localhost")
+            return self._error(403, _FOREIGN_HOST)
         routes = self.server.post_routes
         path = self.path.split("?", 1)[0]
         if path not in routes:
@@ -114,7 +115,7 @@ class ExplorerHandler(BaseHTTPRequestHandler):
         t0 = time.perf_counter()
         lim = self.server.limits
         try:
-            limit = self.server.body_limits.get(path, lim.max_body)  # a photo upload has its own, larger limit
+            limit = self.server.body_limits.get(path, lim.max_body)  # an upload has its own, larger limit
             body = read_json(self.headers, self.rfile, limit, lim.max_depth, lim.request_timeout_s)
             out = routes[path](body)
         except ApiError as e:

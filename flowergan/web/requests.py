@@ -16,8 +16,8 @@ from flowergan.inference.latents import MAX_SEED
 from flowergan.web.limits import Limits
 
 __all__ = ["ApiError", "parse_body", "read_json", "words", "check_keys", "int_field", "float_field",
-           "choice_field", "bool_field", "seed_list", "walk_fields", "class_field", "generation_options", "data_url",
-           "bytes_url"]
+           "choice_field", "bool_field", "seed_list", "walk_fields", "class_field", "generation_options",
+           "data_url", "bytes_url"]
 
 
 class ApiError(Exception):
@@ -112,8 +112,8 @@ def check_keys(body: dict, allowed: set[str]) -> None:
     """Refuse fields outside `allowed`, naming them and the allowed ones."""
     unknown = sorted(set(body) - allowed)
     if unknown:
-        raise ApiError(400, f"unknown field(s) {words(json.dumps(k)[:40] for k in unknown)}; the allowed fields "
-                            f"are {words(sorted(allowed))}")
+        shown = words(json.dumps(k)[:40] for k in unknown)
+        raise ApiError(400, f"unknown field(s) {shown}; the allowed fields are {words(sorted(allowed))}")
 
 
 def int_field(body: dict, key: str, lo: int, hi: int, default: Any = ...) -> int:
@@ -162,7 +162,8 @@ def seed_list(body: dict, key: str, lo_count: int, hi_count: int) -> list[int]:
                             f"got {json.dumps(v)[:80]}")
     for s in v:
         if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED:
-            raise ApiError(400, f"{key}: every seed must be an integer in [0, {MAX_SEED}], got {json.dumps(s)}")
+            raise ApiError(400, f"{key}: every seed must be an integer in [0, {MAX_SEED}], got "
+                                f"{json.dumps(s)}")
     return v
 
 

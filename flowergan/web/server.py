@@ -58,11 +58,12 @@ class ExplorerServer(ThreadingHTTPServer):
                                 directions)  # validates the direction files before binding
             self.get_routes = {"/api/info": self.info, "/api/health": lambda: {"ok": True}}
             self.get_prefix_routes = {"/api/project/": self.edit.project_status}
+            gen, edit = self.generate, self.edit
             self.post_routes = {
-                "/api/generate": self.generate.api_generate, "/api/mix": self.generate.api_mix,
-                "/api/interpolate": self.generate.api_interpolate, "/api/directions": self.edit.api_directions,
-                "/api/edit": self.edit.api_edit, "/api/walk-video": self.edit.api_walk_video,
-                "/api/project": self.edit.api_project}
+                "/api/generate": gen.api_generate, "/api/mix": gen.api_mix,
+                "/api/interpolate": gen.api_interpolate, "/api/directions": edit.api_directions,
+                "/api/edit": edit.api_edit,
+                "/api/walk-video": edit.api_walk_video, "/api/project": edit.api_project}
             self.body_limits = {"/api/project": edit_limits.max_upload}  # a photo: over limits.max_body
             super().__init__(address, ExplorerHandler)
         except BaseException:
