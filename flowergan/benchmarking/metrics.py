@@ -1,4 +1,4 @@
-"""`flowergan bench --what fid`: images/s of the FID feature extraction (NVlabs resize to 299 + Inception pool3)."""
+"""`flowergan bench --what fid`: images/s of FID's feature extraction (NVlabs resize, Inception pool3)."""
 
 from __future__ import annotations
 
