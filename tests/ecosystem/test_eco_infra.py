@@ -29,7 +29,8 @@ def test_make_grid_tiles_row_by_row_with_padding():
     assert g.shape == (2 * 2 + 1, 2 * 3 + 1, 1)
     assert (g[:2, :3] == 1).all() and (g[:2, 4:] == 2).all() and (g[3:, :3] == 3).all()
     assert (g[2] == 9).all() and (g[:, 3] == 9).all() and (g[3:, 4:] == 9).all()
-    assert infra.make_grid(np.zeros([5, 2, 2, 3], np.uint8)).shape == (2 * 2, 3 * 2, 3)  # 3 = ceil(sqrt(5)) columns, 2 rows
+    grid = infra.make_grid(np.zeros([5, 2, 2, 3], np.uint8))
+    assert grid.shape == (2 * 2, 3 * 2, 3)  # 3 = ceil(sqrt(5)) columns, 2 rows
 
 
 def test_atomic_write_replaces_whole_or_keeps_the_old_file(tmp_path):
@@ -57,7 +58,8 @@ def test_atomic_dir_replaces_a_folder_only_when_complete(tmp_path):
     assert (out / "x").read_text() == "1" and [p.name for p in tmp_path.iterdir()] == ["model"]
     with infra.atomic_dir(out) as d:
         (d / "y").write_text("3")
-    assert sorted(p.name for p in out.iterdir()) == ["y"] and [p.name for p in tmp_path.iterdir()] == ["model"]
+    assert sorted(p.name for p in out.iterdir()) == ["y"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
 
 
 def test_cache_dir_and_file_digest(tmp_path, monkeypatch):
@@ -79,7 +81,8 @@ def test_infra_imports_no_other_flowergan_module():
     assert not {m for m in every if m.startswith("flowergan")}, "infra must stay importable by every area"
     top = {a.name for n in tree.body if isinstance(n, ast.Import) for a in n.names}
     top |= {n.module for n in tree.body if isinstance(n, ast.ImportFrom) and n.module}
-    assert not {m for m in top if m.split(".")[0] in ("torch", "PIL")}, "torch only where a tensor is converted"
+    heavy = {m for m in top if m.split(".")[0] in ("torch", "PIL")}
+    assert not heavy, "torch only where a tensor is converted"
 
 
 def test_noise_modes_are_declared_once_beside_the_model_config():

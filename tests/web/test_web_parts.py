@@ -103,11 +103,11 @@ def test_bodies_are_read_within_their_limits():
     h = _headers(Content_Length=str(len(ok)), Content_Type="application/json; charset=utf-8")
     assert read_json(h, io.BytesIO(ok), 100, 8, 1.0) == {"seed": 1}
     cases = [
-        (_headers(Content_Length="500", Content_Type="application/json"), b"", 413, "larger than the limit of 100"),
+        (_headers(Content_Length="500", Content_Type="application/json"), b"", 413, "larger than the limit"),
         (_headers(Transfer_Encoding="chunked"), ok, 411, "chunked"),
         (_headers(Content_Type="application/json"), ok, 411, "Content-Length header is required"),
         (_headers(Content_Length="11", Content_Type="text/plain"), ok, 415, "Content-Type: application/json"),
-        (_headers(Content_Length="20", Content_Type="application/json"), ok, 400, "shorter than its Content-Length"),
+        (_headers(Content_Length="20", Content_Type="application/json"), ok, 400, "shorter than its Content"),
         (_headers(Content_Length="3", Content_Type="application/json"), b"[1]", 400, "must be a JSON object"),
     ]
     for headers, raw, status, words in cases:
