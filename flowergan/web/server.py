@@ -62,8 +62,8 @@ class ExplorerServer(ThreadingHTTPServer):
             self.post_routes = {
                 "/api/generate": gen.api_generate, "/api/mix": gen.api_mix,
                 "/api/interpolate": gen.api_interpolate, "/api/directions": edit.api_directions,
-                "/api/edit": edit.api_edit,
-                "/api/walk-video": edit.api_walk_video, "/api/project": edit.api_project}
+                "/api/edit": edit.api_edit, "/api/walk-video": edit.api_walk_video,
+                "/api/project": edit.api_project}
             self.body_limits = {"/api/project": edit_limits.max_upload}  # a photo: over limits.max_body
             super().__init__(address, ExplorerHandler)
         except BaseException:
