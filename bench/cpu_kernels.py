@@ -16,7 +16,7 @@ import json
 import torch
 import torch.nn.functional as F
 
-from flowergan.benchmarks.tools import time_median
+from flowergan.benchmarking.tools import time_median
 from flowergan.config import preset
 from flowergan.networks import build_networks
 

@@ -90,7 +90,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
-    from flowergan.benchmarks.training import bench_train
+    from flowergan.benchmarking.training import bench_train
     from flowergan.config import preset
     from flowergan.ops import bias_act_triton, upfirdn_triton
     from flowergan.training.opcount import OpCounts

@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from flowergan.benchmarks.training import RandomImages, _CyclicSampler
+from flowergan.benchmarking.training import RandomImages, _CyclicSampler
 from flowergan.config import preset
 from flowergan.training.config import TrainConfig
 from flowergan.training.loop import Trainer

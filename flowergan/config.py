@@ -13,6 +13,17 @@ from flowergan.infra import env_number
 
 FORMAT_VERSION = 1
 
+# The generator's per-pixel noise inputs: its stored buffers, fresh draws, or none. Declared here, beside the
+# model's config, so that torch-free modules (the training options, the CLI) can offer the choice.
+NOISE_MODES = ("const", "random", "none")
+
+
+def check_noise_mode(noise_mode: str, what: str = "noise_mode") -> str:
+    """Return `noise_mode`, or raise ValueError naming the choices."""
+    if noise_mode not in NOISE_MODES:
+        raise ValueError(f"{what} {noise_mode!r}: choose one of {', '.join(NOISE_MODES)}")
+    return noise_mode
+
 
 class ConfigError(ValueError):
     """A configuration value or file is invalid; the message says which field and how to fix it."""
@@ -270,5 +281,6 @@ def save_json(obj: dict[str, Any], path: str | Path) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-__all__ = ["FORMAT_VERSION", "ConfigError", "ModelConfig", "PRESETS", "PRESET_FIELDS", "preset", "from_dict_strict",
-           "coerce_value", "save_json", "field", "LIMITS", "PARAM_LIMIT_ENV", "max_param_bytes"]
+__all__ = ["FORMAT_VERSION", "NOISE_MODES", "check_noise_mode", "ConfigError", "ModelConfig", "PRESETS",
+           "PRESET_FIELDS", "preset", "from_dict_strict", "coerce_value", "save_json", "field", "LIMITS",
+           "PARAM_LIMIT_ENV", "max_param_bytes"]

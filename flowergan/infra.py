@@ -1,7 +1,7 @@
 """Infrastructure shared by every area: the cache folder, downloads (resume, checksum, progress), atomic
-file and folder writes, file hashes, float -> uint8 image conversion and grids, and shared choices (noise modes). Standard library and
-numpy only at import (torch is imported where a tensor is converted), and no flowergan imports, so
-every area, `data` included, may use it."""
+file and folder writes, file hashes, float -> uint8 image conversion and grids. Standard library and numpy
+only at import (torch is imported where a tensor is converted), and no flowergan imports, so every area,
+`data` included, may use it."""
 
 from __future__ import annotations
 
@@ -24,17 +24,6 @@ from typing import Any
 import numpy as np
 
 log = logging.getLogger(__name__)
-
-# ---- shared choices -----------------------------------------------------------------------------
-NOISE_MODES = ("const", "random", "none")  # per-pixel noise of G: the stored buffers, fresh draws, none
-
-
-def check_noise_mode(noise_mode: str, what: str = "noise_mode") -> str:
-    """Return `noise_mode`, or raise ValueError naming the choices."""
-    if noise_mode not in NOISE_MODES:
-        raise ValueError(f"{what} {noise_mode!r}: choose one of {', '.join(NOISE_MODES)}")
-    return noise_mode
-
 
 # ---- the cache folder ---------------------------------------------------------------------------
 def cache_dir(sub: str | None = None, create: bool = False) -> Path:
@@ -106,14 +95,15 @@ def download(url: str, dest: str | os.PathLike, *, digest: str | None = None, al
                 continue
             raise DownloadError(f"download of {url} failed: HTTP {e.code} {e.reason}.{tail}") from None
         except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as e:
-            raise DownloadError(f"cannot reach {url} ({getattr(e, 'reason', e)}); are you offline?{tail}") from None
+            why = getattr(e, "reason", e)
+            raise DownloadError(f"cannot reach {url} ({why}); are you offline?{tail}") from None
         with resp:
             if start and resp.status == 206:
                 cr = resp.headers.get("Content-Range", "")
                 m = re.match(r"bytes (\d+)-", cr)
                 if not m or int(m.group(1)) != start:
-                    raise DownloadError(f"{url}: the server answered a resume request with an unexpected range "
-                                        f"({cr!r}); delete {part} and retry")
+                    raise DownloadError(f"{url}: the server answered a resume request with an unexpected "
+                                        f"range ({cr!r}); delete {part} and retry")
                 mode = "ab"
             else:
                 if start:
@@ -133,8 +123,8 @@ def download(url: str, dest: str | os.PathLike, *, digest: str | None = None, al
             except (TimeoutError, http.client.IncompleteRead, ConnectionError, OSError) as e:
                 attempt += 1
                 if attempt > retries:
-                    raise DownloadError(f"download of {url} was interrupted at {got} bytes ({e}); run the same "
-                                        f"command again to resume from there.{tail}") from None
+                    raise DownloadError(f"download of {url} was interrupted at {got} bytes ({e}); run the "
+                                        f"same command again to resume from there.{tail}") from None
                 log.warning("connection dropped at %d bytes (%s); resuming", got, e)
                 continue
             if total is not None and got < total:
@@ -149,9 +139,9 @@ def download(url: str, dest: str | os.PathLike, *, digest: str | None = None, al
         actual = file_digest(part, algorithm)
         if actual != digest.strip().lower():
             part.unlink()
-            raise ChecksumError(f"checksum mismatch for {dest.name} from {url}: expected {algorithm} {digest}, got "
-                                f"{actual}. The corrupt download was deleted, nothing was saved; run again to "
-                                f"download it afresh.{tail}")
+            raise ChecksumError(f"checksum mismatch for {dest.name} from {url}: expected {algorithm} "
+                                f"{digest}, got {actual}. The corrupt download was deleted, nothing was "
+                                f"saved; run again to download it afresh.{tail}")
     os.replace(part, dest)
     return dest
 
@@ -259,8 +249,8 @@ def check_finite_images(images: Any) -> None:
         bad = int((~torch.isfinite(images)).sum()) if images.is_floating_point() else 0
     if bad:
         raise NonFiniteImageError(f"the generated image(s) hold {bad:,} NaN or infinite value(s) of "
-                                  f"{int(np.prod(images.shape)):,}; nothing was written. The model's weights or "
-                                  f"the latents are broken: use another checkpoint or check the latents")
+                                  f"{int(np.prod(images.shape)):,}; nothing was written. The model's weights "
+                                  f"or the latents are broken: use another checkpoint or check the latents")
 
 
 def to_uint8_nchw(images: Any) -> Any:
@@ -276,15 +266,16 @@ def to_uint8_nchw(images: Any) -> Any:
 def to_uint8(images: Any) -> np.ndarray:
     """Generator output float [N, C, H, W] (nominally [-1, 1]; a tensor or an array) -> uint8 [N, H, W, C].
 
-    The official conversion: `(x * 127.5 + 128).clamp(0, 255).to(uint8)` in float32 (truncation, not rounding).
-    Non-finite values raise NonFiniteImageError (the one place every written or served image passes).
+    The official conversion: `(x * 127.5 + 128).clamp(0, 255).to(uint8)` in float32 (truncation, not
+    rounding). Non-finite values raise NonFiniteImageError (the one place every written or served image
+    passes).
     """
     if images.ndim != 4:
         raise ValueError(f"to_uint8: expected images [N, C, H, W], got shape {tuple(images.shape)}")
     check_finite_images(images)
     if isinstance(images, np.ndarray):
-        x = np.clip(images.astype(np.float32).transpose(0, 2, 3, 1) * np.float32(127.5) + np.float32(128), 0, 255)
-        return x.astype(np.uint8)
+        x = images.astype(np.float32).transpose(0, 2, 3, 1)  # [N, H, W, C]
+        return np.clip(x * np.float32(127.5) + np.float32(128), 0, 255).astype(np.uint8)
     import torch
 
     x = (images.detach().to(torch.float32).permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)

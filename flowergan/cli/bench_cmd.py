@@ -84,29 +84,29 @@ def _profiler(enabled: bool):
 def _run(what, cfg, *, batch, device, repeats, warmup, compile_, amp, aug_p, num, profile=False,
          compile_mode="default", sync_free=None):
     if what == "generator":
-        from flowergan.benchmarks.networks import bench_generator
+        from flowergan.benchmarking.networks import bench_generator
 
         return [bench_generator(cfg, batch=batch, device=device, repeats=repeats, warmup=warmup, compile=compile_)]
     if what == "discriminator":
-        from flowergan.benchmarks.networks import bench_discriminator
+        from flowergan.benchmarking.networks import bench_discriminator
 
         return [bench_discriminator(cfg, batch=batch, device=device, repeats=repeats, warmup=warmup)]
     if what == "train":
-        from flowergan.benchmarks.training import bench_train
+        from flowergan.benchmarking.training import bench_train
 
         return [bench_train(cfg, batch=batch, device=device, repeats=repeats, warmup=warmup, compile=compile_,
                             amp=amp, aug_p=aug_p, profile=profile, compile_mode=compile_mode, sync_free=sync_free)]
     if what == "augment":
-        from flowergan.benchmarks.augment import bench_augment
+        from flowergan.benchmarking.augment import bench_augment
 
         return bench_augment(cfg, batch=batch, device=device, repeats=repeats, warmup=warmup, aug_p=aug_p)
     if what == "data":
-        from flowergan.benchmarks.data import run_bench
+        from flowergan.benchmarking.data import run_bench
 
         kw = {"num_photos": num} if num else {}
         return run_bench(**kw)
     if what == "fid":
-        from flowergan.benchmarks.metrics import run_bench
+        from flowergan.benchmarking.metrics import run_bench
 
         kw = {"num": num} if num else {}
         return run_bench(batch=batch, device=device, repeats=repeats, warmup=warmup, **kw)

@@ -10,7 +10,7 @@ import click
 
 from flowergan import bounds
 from flowergan.cli.checks import count, finite, load_pipeline, network_path
-from flowergan.infra import NOISE_MODES
+from flowergan.config import NOISE_MODES
 
 NOISE_CHOICES = NOISE_MODES
 PSI_RANGE = bounds.PSI_RANGE  # truncation psi accepted from outside (the web API uses the same)

@@ -1,5 +1,7 @@
-"""Compatibility with the official StyleGAN2-ADA implementation (safe pickle import, golden checks) and with
-rosinality's stylegan2-pytorch state dicts (both directions; checkpoints read safely)."""
+"""Other implementations' models: official StyleGAN2-ADA pickles and rosinality state dicts, read safely.
+
+The official pickles are imported through a restricted unpickler (and checked against golden outputs);
+rosinality's stylegan2-pytorch state dicts convert both ways."""
 
 from flowergan.compat.golden import check_golden
 from flowergan.compat.kwargs import config_from_official

@@ -19,8 +19,8 @@ from PIL import Image
 
 from flowergan import infra
 from flowergan.data.errors import DataError
-from flowergan.data.limits import ArchiveLimits, check_class_count
 from flowergan.data.images import is_image_name
+from flowergan.data.limits import ArchiveLimits, check_class_count
 
 log = logging.getLogger(__name__)
 
@@ -137,16 +137,8 @@ class ImageDataset:
     def label_dim(self) -> int:
         return int(self._raw_labels.shape[1]) if self._use_labels else 0
 
-    @property
-    def label_shape(self) -> tuple[int]:
-        return (self.label_dim,)
-
     def __len__(self) -> int:
         return self._raw_idx.size * (2 if self.xflip else 1)
-
-    def image_name(self, i: int) -> str:
-        """File name inside the dataset of item i (the flipped copies share their original's name)."""
-        return self._fnames[self._raw_idx[i % self._raw_idx.size]]
 
     # --- loading ----------------------------------------------------------------------------------------
     def _get_zip(self) -> zipfile.ZipFile:

@@ -1,4 +1,4 @@
-"""Use a trained generator: load, generate, mix, interpolate, project (the API behind the CLI and web page)."""
+"""Use a trained generator: load, generate, mix, interpolate, project (the API of the CLI and web page)."""
 
 from flowergan.inference.api import DEFAULT_NOISE_MODE, NOISE_MODES, MixResult, Pipeline, load
 from flowergan.inference.images import load_target, make_grid, png_bytes, psnr, save_png, to_uint8

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from flowergan import infra
 from flowergan.bounds import LIMITS, check_count, limit
+from flowergan.config import NOISE_MODES, check_noise_mode
 from flowergan.errors import BadInput, BoundsError
 from flowergan.inference.directions import Directions, apply_direction, find_directions, generator_fingerprint
 from flowergan.inference.directions import parse_strengths as _parse_strengths
@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Pipeline", "MixResult", "load", "NOISE_MODES", "DEFAULT_NOISE_MODE", "SPACES"]
 
-NOISE_MODES = infra.NOISE_MODES
 DEFAULT_NOISE_MODE = "const"  # as the official generate.py; "random" is seeded per image (deterministic)
 SPACES = ("z", "w")
 
@@ -64,7 +63,7 @@ class MixResult:
 
 
 def _check_noise_mode(noise_mode: str) -> str:
-    return infra.check_noise_mode(noise_mode)
+    return check_noise_mode(noise_mode)
 
 
 class Pipeline:

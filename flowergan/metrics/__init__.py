@@ -1,4 +1,4 @@
-"""Image-generation metrics comparable with papers: FID, KID, precision/recall and PPL (StyleGAN2-ADA protocol).
+"""Image-generation metrics comparable with papers: FID, KID, precision/recall, PPL (StyleGAN2-ADA protocol).
 
 Entry points: `compute(G, "fid,kid", data_path, num_gen, device)` (see `registry`), `fid_between(a, b)`,
 the registry `METRICS`, and the formulas in `distances`. Generators are seen only through their protocol.
@@ -9,7 +9,8 @@ from .distances import frechet_distance, kernel_inception_distance, ppl_from_len
 from .registry import METRICS, MetricSpec, compute, fid_between, scalars
 
 __all__ = [
-    "KNOWN_DETECTORS", "METRICS", "DetectorError", "DetectorNotFoundError", "MetricSpec", "UnknownDetectorError",
+    "KNOWN_DETECTORS", "METRICS", "DetectorError", "DetectorNotFoundError", "MetricSpec",
+    "UnknownDetectorError",
     "compute", "fid_between", "frechet_distance", "kernel_inception_distance", "ppl_from_lengths",
     "precision_recall", "scalars",
 ]

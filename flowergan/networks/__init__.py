@@ -4,7 +4,8 @@ from flowergan.networks.discriminator import Discriminator
 from flowergan.networks.generator import Generator
 from flowergan.networks.layers import MappingNetwork
 
-__all__ = ["Generator", "Discriminator", "MappingNetwork", "build_networks", "count_params", "set_channels_last"]
+__all__ = ["Generator", "Discriminator", "MappingNetwork", "build_networks", "count_params",
+           "set_channels_last"]
 
 
 def build_networks(cfg, seed: int | None = None):

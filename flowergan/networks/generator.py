@@ -12,8 +12,7 @@ import math
 import torch
 from torch import nn
 
-from flowergan.config import ModelConfig
-from flowergan.infra import NOISE_MODES
+from flowergan.config import NOISE_MODES, ModelConfig
 from flowergan.networks import layers
 from flowergan.networks.layers import Conv2dLayer, FullyConnectedLayer, MappingNetwork
 from flowergan.ops import bias_act, modulated_conv2d, setup_filter, upsample2d

@@ -12,12 +12,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from flowergan.config import FORMAT_VERSION, ConfigError, ModelConfig
-from flowergan.infra import atomic_dir, replace_dir
+from flowergan.infra import atomic_dir
 from flowergan.networks.discriminator import Discriminator
 from flowergan.networks.generator import Generator
 from flowergan.readers import BadInput, read_text
-
-atomic_replace_dir = replace_dir  # the name other modules import
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "weights.safetensors"
@@ -33,18 +31,20 @@ def check_finite(tensors: dict[str, torch.Tensor], where: str) -> None:
     for name, t in tensors.items():
         if t.is_floating_point() and t.numel() and not bool(torch.isfinite(t).all()):
             n_bad = int((~torch.isfinite(t)).sum())
-            raise ModelFileError(f"{where}: tensor {name!r} holds {n_bad} non-finite value(s) (NaN or inf) of "
-                                 f"{t.numel()}; these weights are unusable (training diverged or the file is "
-                                 f"damaged). Use an earlier checkpoint.")
+            raise ModelFileError(f"{where}: tensor {name!r} holds {n_bad} non-finite value(s) (NaN or inf) "
+                                 f"of {t.numel()}; these weights are unusable (training diverged or the file "
+                                 f"is damaged). Use an earlier checkpoint.")
 
 
 def read_tensors(path: str | Path, what: str = "weights") -> dict[str, torch.Tensor]:
     """Load a safetensors file with a clear error for a missing, empty, truncated or garbled one."""
     path = Path(path)
     if not path.is_file():
-        raise ModelFileError(f"{path}: {what} file missing; the folder is incomplete (an interrupted copy or save)")
+        raise ModelFileError(f"{path}: {what} file missing; the folder is incomplete (an interrupted copy or "
+                             f"save)")
     if path.stat().st_size == 0:
-        raise ModelFileError(f"{path}: {what} file is empty (0 bytes); it was cut off while being written or copied")
+        raise ModelFileError(f"{path}: {what} file is empty (0 bytes); it was cut off while being written or "
+                             f"copied")
     try:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
@@ -73,10 +73,16 @@ def is_model_dir(path: str | Path) -> bool:
     return (p / CONFIG_NAME).is_file() and (p / WEIGHTS_NAME).is_file()
 
 
+def _is_tensors(content: Any) -> bool:
+    return isinstance(content, dict) and bool(content) and all(isinstance(v, torch.Tensor)
+                                                               for v in content.values())
+
+
 def write_model_dir(out_dir: str | Path, cfg: ModelConfig, modules: dict[str, torch.nn.Module | None],
                     meta: dict[str, Any] | None = None, extra_files: dict[str, Any] | None = None,
                     overwrite: bool = True) -> Path:
-    """Write config + weights (+ extra files: name -> str (text), dict (JSON) or tensor dict (safetensors)) atomically."""
+    """Write config + weights (+ extra files: name -> str (text), dict (JSON) or tensor dict (safetensors))
+    atomically."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"{out_dir} already exists; choose another folder or allow overwriting")
@@ -89,16 +95,17 @@ def write_model_dir(out_dir: str | Path, cfg: ModelConfig, modules: dict[str, to
                 tensors[f"{prefix}.{k}"] = v.detach().to("cpu").clone()  # G and G_ema may share storage
         check_finite(tensors, f"refusing to save {out_dir}")
         for name, content in (extra_files or {}).items():
-            if isinstance(content, dict) and content and all(isinstance(v, torch.Tensor) for v in content.values()):
+            if _is_tensors(content):
                 check_finite(content, f"refusing to save {out_dir / name}")
-        save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "flowergan", "version": str(FORMAT_VERSION)})
+        save_file(tensors, str(tmp / WEIGHTS_NAME),
+                  metadata={"format": "flowergan", "version": str(FORMAT_VERSION)})
         doc = {"format": "flowergan-model", "format_version": FORMAT_VERSION, "model": cfg.to_dict(),
                "networks": sorted(k for k, m in modules.items() if m is not None), **(meta or {})}
         (tmp / CONFIG_NAME).write_text(json.dumps(doc, indent=2) + "\n")
         for name, content in (extra_files or {}).items():
             if isinstance(content, str):  # text, e.g. a model card
                 (tmp / name).write_text(content)
-            elif isinstance(content, dict) and content and all(isinstance(v, torch.Tensor) for v in content.values()):
+            elif _is_tensors(content):
                 save_file({k: v.detach().cpu().contiguous() for k, v in content.items()}, str(tmp / name))
             else:
                 (tmp / name).write_text(json.dumps(content, indent=2) + "\n")
@@ -109,10 +116,12 @@ def read_model_config(model_dir: str | Path) -> tuple[ModelConfig, dict[str, Any
     path = Path(model_dir) / CONFIG_NAME
     doc = read_json(path, "model config")
     if doc.get("format") != "flowergan-model":
-        raise ModelFileError(f"{path}: not a flowergan model config (missing \"format\": \"flowergan-model\")")
+        raise ModelFileError(f"{path}: not a flowergan model config (missing "
+                             f"\"format\": \"flowergan-model\")")
     version = doc.get("format_version")
     if isinstance(version, bool) or not isinstance(version, int):
-        raise ModelFileError(f"{path}: \"format_version\" is {version!r}, not an integer; the file is damaged")
+        raise ModelFileError(f"{path}: \"format_version\" is {version!r}, not an integer; the file is "
+                             f"damaged")
     if version > FORMAT_VERSION:
         raise ModelFileError(f"{path}: format version {version} is newer than this flowergan supports "
                              f"({FORMAT_VERSION}); upgrade flowergan")
@@ -129,10 +138,12 @@ def read_model_config(model_dir: str | Path) -> tuple[ModelConfig, dict[str, Any
 
 def load_model_dir(model_dir: str | Path, device: str | torch.device = "cpu",
                    which: tuple[str, ...] = ("G", "G_ema", "D")) -> dict[str, Any]:
-    """Load a model directory -> {'config', 'meta', 'G', 'G_ema', 'D'} (modules absent from the file: None)."""
+    """Load a model directory -> {'config', 'meta', 'G', 'G_ema', 'D'} (modules absent from the file:
+    None)."""
     cfg, doc = read_model_config(model_dir)
-    tensors = read_tensors(Path(model_dir) / WEIGHTS_NAME)
-    check_finite({k: v for k, v in tensors.items() if k.split(".", 1)[0] in which}, str(Path(model_dir) / WEIGHTS_NAME))
+    weights = Path(model_dir) / WEIGHTS_NAME
+    tensors = read_tensors(weights)
+    check_finite({k: v for k, v in tensors.items() if k.split(".", 1)[0] in which}, str(weights))
     out: dict[str, Any] = {"config": cfg, "meta": doc}
     for name in which:
         sd = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")}
@@ -144,10 +155,11 @@ def load_model_dir(model_dir: str | Path, device: str | torch.device = "cpu",
         wrong = [f"{k} {tuple(v.shape)} (config wants {tuple(ours[k].shape)})" for k, v in sd.items()
                  if k in ours and v.shape != ours[k].shape]
         if wrong:
-            raise ModelFileError(f"{model_dir}: weights for {name} do not match its config: {', '.join(wrong[:3])}")
+            raise ModelFileError(f"{model_dir}: weights for {name} do not match its config: "
+                                 f"{', '.join(wrong[:3])}")
         missing, unexpected = module.load_state_dict(sd, strict=False)
         if missing or unexpected:
             raise ModelFileError(f"{model_dir}: weights for {name} do not match its config "
-                              f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+                                 f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
         out[name] = module.to(device)
     return out

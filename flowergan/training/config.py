@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowergan import bounds
-from flowergan.config import ConfigError, from_dict_strict
+from flowergan.config import NOISE_MODES, ConfigError, from_dict_strict
 from flowergan.errors import BoundsError
-from flowergan.infra import NOISE_MODES
 
 LOG_BACKENDS = ("jsonl", "tensorboard", "wandb")  # see training.loggers
 

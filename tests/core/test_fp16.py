@@ -8,7 +8,7 @@ dtype plumbing (weights, biases, filters, skips, toRGB, minibatch-stddev) is exe
 import pytest
 import torch
 
-from flowergan.benchmarks.training import RandomImages, _CyclicSampler
+from flowergan.benchmarking.training import RandomImages, _CyclicSampler
 from flowergan.config import preset
 from flowergan.networks import build_networks, layers
 from flowergan.training.config import TrainConfig

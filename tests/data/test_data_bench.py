@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from flowergan.benchmarks.data import make_photos, run_bench
+from flowergan.benchmarking.data import make_photos, run_bench
 
 
 def test_photos_are_about_500x600_jpegs(tmp_path):

@@ -1,5 +1,5 @@
-"""The explorer's editing endpoints over HTTP: direction sets, edits, walk downloads, projection with progress,
-truncation cutoff and class names; every bad input gets a 4xx naming the field before any work."""
+"""The explorer's editing endpoints over HTTP: direction sets, edits, walk downloads, projection with
+progress, truncation cutoff and class names; every bad input gets a 4xx naming the field before any work."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ _one_thread = pytest.fixture(autouse=True)(one_thread)
 
 def post(url: str, path: str, body: dict) -> tuple[int, dict]:
     data = json.dumps(body).encode()
-    req = urllib.request.Request(url.rstrip("/") + path, data=data, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    req = urllib.request.Request(url.rstrip("/") + path, data=data, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=60) as r:
             return r.status, json.loads(r.read())
@@ -70,7 +71,8 @@ def server(pipe, saved):
     srv.url = srv.server.url
     import threading
 
-    srv.thread = threading.Thread(target=srv.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    srv.thread = threading.Thread(target=srv.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                  daemon=True)
     srv.thread.start()
     yield srv
     srv.stop()
@@ -118,7 +120,8 @@ def test_cutoff_and_grid(server, pipe):
 
 def test_walk_video_downloads(server):
     for fmt, magic in [("gif", b"GIF89a"), ("mp4", b"ftyp")]:
-        st, r = post(server.url, "/api/walk-video", {"seeds": [1, 2, 3], "frames": 3, "loop": True, "format": fmt})
+        body = {"seeds": [1, 2, 3], "frames": 3, "loop": True, "format": fmt}
+        st, r = post(server.url, "/api/walk-video", body)
         assert st == 200, r
         data = base64.b64decode(r["data"].split(",", 1)[1])
         assert r["format"] == fmt and r["frames"] == 10 and r["filename"] == f"walk-1-2-3-loop.{fmt}"

@@ -29,7 +29,8 @@ def test_make_grid_tiles_row_by_row_with_padding():
     assert g.shape == (2 * 2 + 1, 2 * 3 + 1, 1)
     assert (g[:2, :3] == 1).all() and (g[:2, 4:] == 2).all() and (g[3:, :3] == 3).all()
     assert (g[2] == 9).all() and (g[:, 3] == 9).all() and (g[3:, 4:] == 9).all()
-    assert infra.make_grid(np.zeros([5, 2, 2, 3], np.uint8)).shape == (2 * 2, 3 * 2, 3)  # 3 = ceil(sqrt(5)) columns, 2 rows
+    grid = infra.make_grid(np.zeros([5, 2, 2, 3], np.uint8))
+    assert grid.shape == (2 * 2, 3 * 2, 3)  # 3 = ceil(sqrt(5)) columns, 2 rows
 
 
 def test_atomic_write_replaces_whole_or_keeps_the_old_file(tmp_path):
@@ -57,18 +58,16 @@ def test_atomic_dir_replaces_a_folder_only_when_complete(tmp_path):
     assert (out / "x").read_text() == "1" and [p.name for p in tmp_path.iterdir()] == ["model"]
     with infra.atomic_dir(out) as d:
         (d / "y").write_text("3")
-    assert sorted(p.name for p in out.iterdir()) == ["y"] and [p.name for p in tmp_path.iterdir()] == ["model"]
+    assert sorted(p.name for p in out.iterdir()) == ["y"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
 
 
-def test_cache_dir_and_noise_modes(tmp_path, monkeypatch):
+def test_cache_dir_and_file_digest(tmp_path, monkeypatch):
     monkeypatch.setenv("FLOWERGAN_CACHE", str(tmp_path / "c"))
     assert infra.cache_dir() == tmp_path / "c" and not (tmp_path / "c").exists()
     assert infra.cache_dir("detectors", create=True).is_dir()
     monkeypatch.delenv("FLOWERGAN_CACHE")
     assert infra.cache_dir("datasets") == Path.home() / ".cache" / "flowergan" / "datasets"
-    assert infra.check_noise_mode("const") == "const"
-    with pytest.raises(ValueError, match="noise_mode 'fixed': choose one of const, random, none"):
-        infra.check_noise_mode("fixed")
     assert infra.file_digest(infra.atomic_write_bytes(tmp_path / "b", b"abc")) == \
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # sha256("abc"), FIPS 180-2
 
@@ -82,4 +81,19 @@ def test_infra_imports_no_other_flowergan_module():
     assert not {m for m in every if m.startswith("flowergan")}, "infra must stay importable by every area"
     top = {a.name for n in tree.body if isinstance(n, ast.Import) for a in n.names}
     top |= {n.module for n in tree.body if isinstance(n, ast.ImportFrom) and n.module}
-    assert not {m for m in top if m.split(".")[0] in ("torch", "PIL")}, "torch only where a tensor is converted"
+    heavy = {m for m in top if m.split(".")[0] in ("torch", "PIL")}
+    assert not heavy, "torch only where a tensor is converted"
+
+
+def test_noise_modes_are_declared_once_beside_the_model_config():
+    from flowergan.config import NOISE_MODES, check_noise_mode
+    from flowergan.inference import NOISE_MODES as inference_modes
+    from flowergan.networks.generator import NOISE_MODES as generator_modes
+    from flowergan.training.config import TrainConfig
+
+    assert NOISE_MODES == ("const", "random", "none") and inference_modes is generator_modes is NOISE_MODES
+    assert TrainConfig.__dataclass_fields__["noise_mode"].metadata["choices"] is NOISE_MODES
+    assert not hasattr(infra, "NOISE_MODES")  # not an infrastructure concept
+    assert check_noise_mode("const") == "const"
+    with pytest.raises(ValueError, match="noise_mode 'fixed': choose one of const, random, none"):
+        check_noise_mode("fixed")

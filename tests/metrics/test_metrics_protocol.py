@@ -9,7 +9,7 @@ import pytest
 import torch
 from metrics_testkit import MeanColor, constant_images, use_reader, write_folder
 
-from flowergan.benchmarks.metrics import run_bench
+from flowergan.benchmarking.metrics import run_bench
 from flowergan.metrics import compute
 
 

@@ -31,7 +31,8 @@ def server():
     srv.url, srv.port = srv.server.url, srv.server.server_address[1]
     import threading
 
-    srv.thread = threading.Thread(target=srv.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    srv.thread = threading.Thread(target=srv.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                  daemon=True)
     srv.thread.start()
     yield srv
     srv.stop()

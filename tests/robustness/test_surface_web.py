@@ -83,11 +83,13 @@ def test_conflicting_or_short_content_length(server):
 def test_huge_style_range_is_refused_before_work(server):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
-    status, _, out = ask(server, "/api/mix", json.dumps({"row_seed": 1, "col_seed": 2, "styles": "0-20000000"}).encode())
+    body = {"row_seed": 1, "col_seed": 2, "styles": "0-20000000"}
+    status, _, out = ask(server, "/api/mix", json.dumps(body).encode())
     assert status == 400 and "[0, 7]" in out["error"]
     assert time.perf_counter() - t0 < 2
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024  # ru_maxrss is in KiB
-    assert grown_mb < 50, f"peak memory grew by {grown_mb:.0f} MB"  # the old parser built a 20M-entry list (~800 MB)
+    # the old parser built a 20M-entry list (~800 MB)
+    assert grown_mb < 50, f"peak memory grew by {grown_mb:.0f} MB"
 
 
 def test_well_formed_request_still_works(server):
@@ -111,7 +113,8 @@ def test_open_connection_cap_answers_503_with_retry_after(pipe):
         deadline = time.time() + 5
         while running.server.open_connections and time.time() < deadline:
             time.sleep(0.01)
-        status, _, _ = raw_http(running.port, b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        req = b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        status, _, _ = raw_http(running.port, req)
         assert status == 200
     finally:
         for s in idle:

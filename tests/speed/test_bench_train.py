@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from flowergan.benchmarks.training import bench_train
+from flowergan.benchmarking.training import bench_train
 from flowergan.cli.main import cli
 from flowergan.config import preset
 from flowergan.training.recipe import CPU_BF16_ENV

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from flowergan.augment import real_sign_stats
-from flowergan.benchmarks.training import RandomImages, _CyclicSampler
+from flowergan.benchmarking.training import RandomImages, _CyclicSampler
 from flowergan.config import preset
 from flowergan.training import losses
 from flowergan.training.config import TrainConfig

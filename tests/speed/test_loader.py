@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from flowergan.benchmarks.data import write_smooth_zip
+from flowergan.benchmarking.data import write_smooth_zip
 from flowergan.data.dataset import ImageDataset, InfiniteSampler
 from flowergan.data.loader import BatchLoader, choose_cache
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from flowergan.benchmarks.training import RandomImages, _CyclicSampler
+from flowergan.benchmarking.training import RandomImages, _CyclicSampler
 from flowergan.config import preset
 from flowergan.training.config import TrainConfig
 from flowergan.training.loop import Trainer

@@ -31,7 +31,7 @@ def test_nothing_saved_without_grad_and_hooks_removed_after():
 
 
 def test_bench_profile_reports_saved_bytes_per_phase():
-    from flowergan.benchmarks.training import bench_train
+    from flowergan.benchmarking.training import bench_train
     from flowergan.config import preset
 
     cfg = preset("tiny").replace(resolution=16, channel_base=256, channel_max=32, z_dim=16, w_dim=16)

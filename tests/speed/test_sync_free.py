@@ -14,7 +14,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from flowergan.augment import AdaController, real_sign_stats
-from flowergan.benchmarks.training import RandomImages, _CyclicSampler
+from flowergan.benchmarking.training import RandomImages, _CyclicSampler
 from flowergan.config import preset
 from flowergan.training.config import TrainConfig
 from flowergan.training.loop import Trainer

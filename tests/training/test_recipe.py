@@ -231,7 +231,7 @@ def _distinct_model(tmp_path, cfg):
 
 
 def test_finetune_loads_each_network_from_its_own_tensors(tmp_path):
-    from flowergan.benchmarks.training import RandomImages, _CyclicSampler
+    from flowergan.benchmarking.training import RandomImages, _CyclicSampler
     from flowergan.training.loop import Trainer, load_start_networks
 
     cfg = preset("tiny").replace(resolution=16, channel_base=256, channel_max=32, z_dim=16, w_dim=16)
@@ -270,7 +270,7 @@ def test_finetune_cli_from_official_snapshot(tmp_path, golden_dir):
 
 def test_accumulation_rounds_add_gradients_like_the_official_loop():
     """batch 4 as 2 rounds of batch_gpu 2: D's gradient is the sum of the two rounds' gradients (official)."""
-    from flowergan.benchmarks.training import RandomImages, _CyclicSampler
+    from flowergan.benchmarking.training import RandomImages, _CyclicSampler
     from flowergan.training.loop import Trainer
 
     cfg = preset("tiny").replace(resolution=16, channel_base=256, channel_max=32, z_dim=16, w_dim=16, mbstd_group=2)

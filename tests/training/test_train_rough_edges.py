@@ -223,7 +223,7 @@ def test_a_finetune_run_folder_is_named_after_the_preset_of_its_weights(tmp_path
 # ---- the progress bar ---------------------------------------------------------------------------------
 def test_progress_bar_ends_at_its_total_without_warnings(tmp_path, capsys):
     """kimg 0.010 at batch 4: the last step overshoots to 12 images; the bar still ends at 0.01/0.01 kimg."""
-    from flowergan.benchmarks.training import RandomImages, _CyclicSampler
+    from flowergan.benchmarking.training import RandomImages, _CyclicSampler
     from flowergan.config import preset
     from flowergan.training.config import TrainConfig
     from flowergan.training.loop import Trainer, train

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from flowergan.benchmarks.training import RandomImages, _CyclicSampler
+from flowergan.benchmarking.training import RandomImages, _CyclicSampler
 from flowergan.config import preset
 from flowergan.networks.resolve import list_checkpoints
 from flowergan.networks.store import load_model_dir

@@ -24,7 +24,8 @@ def call(url: str, path: str, body=None, headers=None, raw: bytes | None = None)
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     h = {"Content-Type": "application/json"} if data is not None else {}
     h.update(headers or {})
-    req = urllib.request.Request(url.rstrip("/") + path, data=data, headers=h, method="POST" if data is not None else "GET")
+    method = "POST" if data is not None else "GET"
+    req = urllib.request.Request(url.rstrip("/") + path, data=data, headers=h, method=method)
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
             status, payload, hdrs = r.status, r.read(), r.headers
@@ -47,7 +48,8 @@ def test_info_and_page(server):
     assert info["resolution"] == 32 and info["num_ws"] == 8 and info["c_dim"] == 0
     assert info["style_ranges"]["coarse"] == [0, 1, 2] and info["limits"]["max_frames"] == 64
     status, page, hdrs = call(server.url, "/")
-    assert status == 200 and b"flowergan explorer" in page and "default-src 'self'" in hdrs["Content-Security-Policy"]
+    assert status == 200 and b"flowergan explorer" in page
+    assert "default-src 'self'" in hdrs["Content-Security-Policy"]
     for name in ("app.js", "style.css"):
         assert call(server.url, f"/static/{name}")[0] == 200
 
@@ -222,8 +224,9 @@ def test_serve_cli_warns_off_loopback_and_passes_limits(monkeypatch, tmp_path):
         return FakeServer()
 
     monkeypatch.setattr(flowergan.web, "make_server", fake_make_server)
-    res = CliRunner().invoke(cli, ["serve", "--network", str(tmp_path / "m"), "--host", "0.0.0.0", "--port", "8123",
-                                   "--max-frames", "20", "--queue-size", "2", "--device", "cpu"])
+    res = CliRunner().invoke(cli, ["serve", "--network", str(tmp_path / "m"), "--host", "0.0.0.0",
+                                   "--port", "8123", "--max-frames", "20", "--queue-size", "2",
+                                   "--device", "cpu"])
     assert res.exit_code == 0, res.output
     assert "WARNING: binding to 0.0.0.0" in res.output and "no authentication" in res.output
     assert seen["host"] == "0.0.0.0" and seen["port"] == 8123 and seen["res"] == 32 and seen["closed"]

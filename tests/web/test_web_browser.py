@@ -56,7 +56,7 @@ def test_page_generates_mixes_and_walks(server, browser):
         _wait_src_change(page, "#mix-img", old_mix)
         page.wait_for_function("() => document.querySelector('#mix-img').getAttribute('src') === "
                                "document.querySelector('#mix-b-img').getAttribute('src')", timeout=20000)
-        mixed = _src(page, "#mix-img")  # the settled mix: the first change can be a mix for an earlier seed pair
+        mixed = _src(page, "#mix-img")  # the settled mix: the first change can be for an earlier seed pair
         assert mixed == _src(page, "#mix-b-img") != _src(page, "#mix-a-img")
         page.select_option("#mix-styles", "coarse")
         coarse = _wait_src_change(page, "#mix-img", mixed)
@@ -65,7 +65,8 @@ def test_page_generates_mixes_and_walks(server, browser):
         # latent walk: 4 frames per transition -> 5 frames in the strip, playing
         page.fill("#walk-frames", "4")
         page.click("#walk-go")
-        page.wait_for_function("() => document.querySelectorAll('#walk-strip img').length === 5", timeout=20000)
+        page.wait_for_function("() => document.querySelectorAll('#walk-strip img').length === 5",
+                               timeout=20000)
         assert _src(page, "#walk-anim").startswith("data:image/png")
 
         assert not page.is_visible("#status.error"), page.inner_text("#status")
@@ -78,8 +79,10 @@ def test_page_shows_api_errors(server, browser):
     page = browser.new_page()
     try:
         page.goto(server.url, wait_until="domcontentloaded")
-        page.wait_for_function("() => !!document.querySelector('#gen-img').getAttribute('src')", timeout=20000)
-        page.eval_on_selector("#seed", "el => { el.value = '99999999999'; el.dispatchEvent(new Event('change')); }")
+        page.wait_for_function("() => !!document.querySelector('#gen-img').getAttribute('src')",
+                               timeout=20000)
+        page.eval_on_selector("#seed",
+                              "el => { el.value = '99999999999'; el.dispatchEvent(new Event('change')); }")
         page.wait_for_selector("#status.error", timeout=20000)
         assert "[0, 4294967295]" in page.inner_text("#status")
         # another panel's request finishing does not hide the error; the erring panel's next request does
@@ -89,6 +92,7 @@ def test_page_shows_api_errors(server, browser):
         _wait_src_change(page, "#grid-img", old_grid)
         assert page.is_visible("#status.error") and "[0, 4294967295]" in page.inner_text("#status")
         page.eval_on_selector("#seed", "el => { el.value = '3'; el.dispatchEvent(new Event('change')); }")
-        page.wait_for_function("() => !document.querySelector('#status').classList.contains('error')", timeout=20000)
+        page.wait_for_function("() => !document.querySelector('#status').classList.contains('error')",
+                               timeout=20000)
     finally:
         page.close()

@@ -1,6 +1,6 @@
-"""The explorer in headless Chromium: every panel renders on first load (no empty image boxes), errors are shown
-in words in the panel that caused them (its stale caption cleared), and a projection shows its target and
-progress image while the other panels keep answering."""
+"""The explorer in headless Chromium: every panel renders on first load (no empty image boxes), errors are
+shown in words in the panel that caused them (its stale caption cleared), and a projection shows its target
+and progress image while the other panels keep answering."""
 
 from __future__ import annotations
 
@@ -66,7 +66,8 @@ def _panel_errors(page) -> dict[str, str]:
     """section id -> its visible error text (only panels that show one)."""
     return page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('main section')]
         .map((s) => [s.id, s.querySelector('.panel-error')])
-        .filter(([, e]) => e && !e.hidden && e.offsetParent !== null).map(([id, e]) => [id, e.textContent]))""")
+        .filter(([, e]) => e && !e.hidden && e.offsetParent !== null)
+        .map(([id, e]) => [id, e.textContent]))""")
 
 
 def test_every_panel_renders_on_first_load(server, browser):
@@ -148,8 +149,8 @@ def test_projection_shows_progress_and_does_not_block_the_other_panels(server, b
         # ... and +1 seed is answered
         old = _src(page, "#gen-img")
         page.click("#seed-next")
-        page.wait_for_function("(old) => document.querySelector('#gen-img').getAttribute('src') !== old", arg=old,
-                               timeout=10000)
+        page.wait_for_function("(old) => document.querySelector('#gen-img').getAttribute('src') !== old",
+                               arg=old, timeout=10000)
         assert page.evaluate("document.body.dataset.genSeed") == "1"
         assert not page.evaluate("!!document.body.dataset.projection")  # the projection is still running
         gate["release"].set()

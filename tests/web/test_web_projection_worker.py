@@ -79,7 +79,8 @@ def test_generation_is_answered_while_a_projection_runs(blocked):
 
 
 def _photo_url_image() -> np.ndarray:
-    return np.asarray(PIL.Image.open(io.BytesIO(base64.b64decode(_photo_url().split(",", 1)[1]))).convert("RGB"))
+    png = base64.b64decode(_photo_url().split(",", 1)[1])
+    return np.asarray(PIL.Image.open(io.BytesIO(png)).convert("RGB"))
 
 
 def test_projection_draws_from_its_own_random_generator():

@@ -1,4 +1,4 @@
-"""Helpers for the web tests: a tiny random-weight Pipeline, a server running in a thread, headless Chromium."""
+"""Helpers for the web tests: a tiny random-weight Pipeline, a server in a thread, headless Chromium."""
 
 from __future__ import annotations
 
@@ -36,19 +36,20 @@ class Running:
 
 
 CHROMIUM = os.environ.get("FLOWERGAN_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
 def launch_browser():
     """Yield a headless Chromium (Playwright); skip the test when Chromium or Playwright is missing.
     Use as a fixture: `browser = pytest.fixture(scope="module")(launch_browser)`."""
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)) and not shutil.which("chromium"):
-        pytest.skip(f"Chromium not found at {CHROMIUM}: install it with `apt-get update && apt-get install -y "
-                    f"chromium` (as root) or run .ci/install-browser.sh")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+        pytest.skip(f"Chromium not found at {CHROMIUM}: install it with `apt-get update && apt-get install "
+                    f"-y chromium` (as root) or run .ci/install-browser.sh")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="playwright is not installed (pip install playwright)")
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM if os.path.isfile(CHROMIUM) else shutil.which("chromium"),
-                              args=CHROMIUM_ARGS, headless=True)
+        exe = CHROMIUM if os.path.isfile(CHROMIUM) else shutil.which("chromium")
+        b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
         yield b
         b.close()

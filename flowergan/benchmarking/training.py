@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from flowergan.benchmarks import tools as benchtools
+from flowergan.benchmarking import tools as benchtools
 from flowergan.config import ModelConfig
 from flowergan.training.config import TrainConfig
 from flowergan.training.distributed import DistInfo
@@ -23,8 +23,11 @@ class RandomImages:
 
     def __init__(self, cfg: ModelConfig, n: int = 256, seed: int = 0):
         rng = np.random.RandomState(seed)
-        self.images = rng.randint(0, 256, size=(n, cfg.img_channels, cfg.resolution, cfg.resolution), dtype=np.uint8)
-        self.labels = np.eye(max(cfg.c_dim, 1), dtype=np.float32)[rng.randint(max(cfg.c_dim, 1), size=n)][:, :cfg.c_dim]
+        shape = (n, cfg.img_channels, cfg.resolution, cfg.resolution)  # [N, C, H, W]
+        self.images = rng.randint(0, 256, size=shape, dtype=np.uint8)
+        classes = max(cfg.c_dim, 1)
+        one_hot = np.eye(classes, dtype=np.float32)[rng.randint(classes, size=n)]  # [N, max(c_dim, 1)]
+        self.labels = one_hot[:, :cfg.c_dim]  # [N, c_dim]
         self.resolution, self.num_channels, self.label_dim = cfg.resolution, cfg.img_channels, cfg.c_dim
 
     def __len__(self) -> int:
@@ -54,7 +57,8 @@ class _CyclicSampler:
         self.pos = s["pos"]
 
 
-def _conv_reference_gflops(trainer, repeats: int = 3, dtype: torch.dtype = torch.float32) -> tuple[float, float]:
+def _conv_reference_gflops(trainer, repeats: int = 3,
+                           dtype: torch.dtype = torch.float32) -> tuple[float, float]:
     """GFLOP/s of plain conv2d forward+backward in `dtype` on the 3x3 conv shapes of G's synthesis and D at
     this batch."""
     from flowergan.networks.generator import SynthesisLayer

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from flowergan.benchmarks import tools as benchtools
+from flowergan.benchmarking import tools as benchtools
 from flowergan.config import ModelConfig
 from flowergan.networks import build_networks
 

@@ -1,5 +1,5 @@
-"""`flowergan bench --what data`: prepare throughput on ~500x600 photos, training-reader throughput, flower rendering,
-and the training loader at 128/256/1024 (in memory and lazy) against what a training step consumes.
+"""`flowergan bench --what data`: prepare throughput on ~500x600 photos, training-reader throughput, flower
+rendering, and the training loader at 128/256/1024 (in memory and lazy) against what a training step consumes.
 
 The photos are generated here (smooth colour fields + shapes + sensor noise, saved as JPEG q90, so they decode
 like camera photos), in a temporary folder that is deleted afterwards.
@@ -32,7 +32,8 @@ def make_photos(folder: Path, count: int, seed: int = 0) -> list[Path]:
         d = ImageDraw.Draw(img)
         for _ in range(6):
             x, y, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(20, 120)
-            d.ellipse([x - r, y - r * 0.6, x + r, y + r * 0.6], fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+            colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+            d.ellipse([x - r, y - r * 0.6, x + r, y + r * 0.6], fill=colour)
         a = np.asarray(img, np.int16) + rng.normal(0, 6, (h, w, 3)).astype(np.int16)
         p = folder / f"photo_{i:05d}.jpg"
         Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).save(p, quality=90)
@@ -41,7 +42,7 @@ def make_photos(folder: Path, count: int, seed: int = 0) -> list[Path]:
 
 
 def cpu_seconds() -> float:
-    """CPU time (user + system) of this process and of its finished, waited-for children (worker processes)."""
+    """CPU time (user + system) of this process and its finished, waited-for children (worker processes)."""
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
@@ -57,11 +58,12 @@ def _replicate(src_zip: Path, dst_zip: Path, count: int) -> None:
         zd.writestr("dataset.json", '{"labels": null}')
 
 
-def run_bench(resolution: int = 128, num_photos: int = 400, workers: int | None = None, batch_size: int = 32,
-              num_batches: int = 200, reader_images: int = 2000, synthetic_counts: dict[int, int] | None = None,
-              repeats: int = 3, seed: int = 0, workdir: str | os.PathLike | None = None,
+def run_bench(resolution: int = 128, num_photos: int = 400, workers: int | None = None,
+              batch_size: int = 32, num_batches: int = 200, reader_images: int = 2000,
+              synthetic_counts: dict[int, int] | None = None, repeats: int = 3, seed: int = 0,
+              workdir: str | os.PathLike | None = None,
               loader_sizes: dict[int, int] | None = None) -> list[dict[str, Any]]:
-    """Benchmark records (flowergan.benchtools.record), all on CPU:
+    """Benchmark records (`tools.record`), all on CPU:
 
     data.prepare    - `prepare` of `num_photos` generated ~500x600 JPEGs to `resolution`, `workers` processes
                       (default: all cores); one timed run after an untimed warm-up on a few photos.
@@ -75,7 +77,7 @@ def run_bench(resolution: int = 128, num_photos: int = 400, workers: int | None 
     Each record also has img_per_cpu_s: images per CPU-second of this process and its workers (start-up
     included), which stays meaningful when other jobs share the cores and wall-clock img_per_s drops.
     """
-    from flowergan.benchmarks.tools import record, time_median
+    from flowergan.benchmarking.tools import record, time_median
     from flowergan.data.dataset import ImageDataset
     from flowergan.data.prepare import default_workers, prepare_dataset
     from flowergan.data.synthetic import prepare_synthetic
@@ -87,7 +89,8 @@ def run_bench(resolution: int = 128, num_photos: int = 400, workers: int | None 
         tmp = Path(tmp)
         make_photos(tmp / "photos", num_photos, seed)
         make_photos(tmp / "warm", 4, seed + 1)
-        prepare_dataset(tmp / "warm", tmp / "warm.zip", resolution=resolution, workers=nworkers, progress=False)
+        prepare_dataset(tmp / "warm", tmp / "warm.zip", resolution=resolution, workers=nworkers,
+                        progress=False)
         out = tmp / "ds.zip"
         holder: dict[str, Any] = {}
 
@@ -99,8 +102,9 @@ def run_bench(resolution: int = 128, num_photos: int = 400, workers: int | None 
         sec, _ = time_median(prep, warmup=0, repeats=1)
         n = holder["s"]["counts"]["written"]
         records.append(record("data.prepare", images=n, seconds=sec, device="cpu",
-                              config={"resolution": resolution, "photos": num_photos, "photo_size": "~500x600 jpeg",
-                                      "transform": "center-crop", "workers": nworkers},
+                              config={"resolution": resolution, "photos": num_photos,
+                                      "photo_size": "~500x600 jpeg", "transform": "center-crop",
+                                      "workers": nworkers},
                               img_per_cpu_s=round(n / (cpu_seconds() - c0), 1)))
 
         big = tmp / "reader.zip"
@@ -118,10 +122,12 @@ def run_bench(resolution: int = 128, num_photos: int = 400, workers: int | None 
             c0 = cpu_seconds()
             sec, _ = time_median(read, warmup=1, repeats=repeats)
             cpu = (cpu_seconds() - c0) / (repeats + 1)
+            per_cpu_s = round(nb * batch_size / cpu, 1) if cpu > 0 else None
             records.append(record("data.reader", images=batch_size, seconds=sec / nb, device="cpu",
                                   config={"resolution": resolution, "cache": cache or "none",
-                                          "batch": batch_size, "dataset_images": reader_images, "xflip": True},
-                                  batches=nb, img_per_cpu_s=round(nb * batch_size / cpu, 1) if cpu > 0 else None))
+                                          "batch": batch_size, "dataset_images": reader_images,
+                                          "xflip": True},
+                                  batches=nb, img_per_cpu_s=per_cpu_s))
             ds.close()
 
         for res, count in synthetic_counts.items():
@@ -148,7 +154,8 @@ def write_smooth_zip(path: Path, count: int, resolution: int, seed: int = 0) -> 
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
         for i in range(count):
             small = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
-            img = np.asarray(Image.fromarray(small).resize((resolution, resolution), Image.Resampling.BICUBIC))
+            img = Image.fromarray(small).resize((resolution, resolution), Image.Resampling.BICUBIC)
+            img = np.asarray(img)
             img = np.clip(img + rng.normal(0, 4, img.shape), 0, 255).astype(np.uint8)
             buf = io.BytesIO()
             Image.fromarray(img).save(buf, format="PNG", compress_level=1)
@@ -164,7 +171,7 @@ def loader_records(tmp: Path, *, sizes: dict[int, int] | None = None, batch: int
     cached in memory and lazy from the zip; img_per_s against BAR_IMG_PER_S (what the GPU step needs)."""
     import time
 
-    from flowergan.benchmarks.tools import record
+    from flowergan.benchmarking.tools import record
     from flowergan.data.dataset import ImageDataset, InfiniteSampler
     from flowergan.data.loader import BatchLoader
 

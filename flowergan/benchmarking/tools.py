@@ -59,7 +59,8 @@ def record(what: str, *, images: int, seconds: float, device: torch.device | str
            **extra: Any) -> dict[str, Any]:
     """The JSON record every `bench --what X` prints (one line)."""
     dev = torch.device(device)
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
+    name = (torch.cuda.get_device_name(dev) if dev.type == "cuda"
+            else platform.processor() or platform.machine())
     out = {
         "what": what,
         "img_per_s": images / seconds if seconds > 0 else float("inf"),

@@ -1,4 +1,4 @@
-"""`flowergan bench --what fid`: images/s of the FID feature extraction (NVlabs resize to 299 + Inception pool3)."""
+"""`flowergan bench --what fid`: images/s of FID's feature extraction (NVlabs resize, Inception pool3)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from flowergan.benchmarks import tools as benchtools
+from flowergan.benchmarking import tools as benchtools
 from flowergan.metrics.detectors import describe, resolve_inception
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from flowergan.augment.pipe import AugmentPipe
-from flowergan.benchmarks import tools as benchtools
+from flowergan.benchmarking import tools as benchtools
 from flowergan.config import ModelConfig
 
 
