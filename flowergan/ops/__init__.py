@@ -1,4 +1,5 @@
-"""Pure-PyTorch building blocks: FIR resampling, bias+activation, (modulated) convolution."""
+"""Building blocks: FIR resampling, bias+activation, (modulated) convolution; plain PyTorch, with fused Triton
+kernels on CUDA where they pass a self-check."""
 
 from flowergan.ops.bias_act import ACTIVATIONS, bias_act
 from flowergan.ops.conv import conv2d_resample, modulated_conv2d

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 
 import torch
 import torch.nn.functional as F
@@ -113,3 +114,30 @@ def _fused(x: torch.Tensor, b: torch.Tensor | None, dim: int, act: str, alpha: f
     except Exception as e:  # noqa: BLE001 - a kernel failure falls back to the plain formula
         fused.disable(f"bias_act kernel raised {type(e).__name__}: {str(e).splitlines()[0][:200]}")
         return None
+
+
+def _self_check_bias_act(mod: ModuleType, device: torch.device, dtype: torch.dtype) -> str | None:
+    """Values, first and second gradients of the kernel against the plain formula; None if they agree."""
+    g = torch.Generator().manual_seed(0)
+    tol = fused.TOL[dtype]
+    cases = [((2, 5), 1, "lrelu", None), ((2, 3, 4, 4), 1, "lrelu", 0.6), ((2, 3, 4, 4), 1, "linear", 0.6)]
+    for shape, dim, act, clamp in cases:
+        x0 = torch.randn(shape, generator=g).to(device, dtype)
+        b0 = torch.randn([shape[dim]], generator=g).to(device, dtype)
+        w0 = torch.randn(shape, generator=g).to(device, dtype)
+        if x0.ndim == 4:
+            x0 = x0.to(memory_format=torch.channels_last)
+        outs = []
+        for fn in (mod.bias_act_triton, bias_act_reference):
+            x, b, w = x0.clone().requires_grad_(), b0.clone().requires_grad_(), w0.clone().requires_grad_()
+            y = fn(x, b, dim, act, 0.2, 1.4, clamp)
+            dx, db = torch.autograd.grad((y * w).sum(), [x, b], create_graph=True)
+            (dw,) = torch.autograd.grad(dx.square().sum() + db.square().sum(), [w])  # the second-order path
+            outs.append((y, dx, db, dw))
+        error = fused.compare(("y", "dx", "db", "d(dx)"), *outs, tol)
+        if error is not None:
+            return error
+    return None
+
+
+fused.register_check("bias_act", _self_check_bias_act)

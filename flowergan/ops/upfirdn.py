@@ -8,6 +8,7 @@ The filter is applied as a true convolution (flipped) unless `flip_filter`; for 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import ModuleType
 
 import torch
 import torch.nn.functional as F
@@ -220,3 +221,30 @@ def downsample2d(x: torch.Tensor, f: torch.Tensor, down: int = 2, padding: int |
     x0, x1, y0, y1 = _padding4(padding)
     p = [x0 + (fw - dx + 1) // 2, x1 + (fw - dx) // 2, y0 + (fh - dy + 1) // 2, y1 + (fh - dy) // 2]
     return upfirdn2d(x, f, down=(dx, dy), padding=p, flip_filter=flip_filter, gain=gain)
+
+
+def _self_check_upfirdn(mod: ModuleType, device: torch.device, dtype: torch.dtype) -> str | None:
+    """upsample2d-, downsample2d- and crop-like calls, 1-D and 2-D filters: values and gradients of two orders."""
+    g = torch.Generator().manual_seed(0)
+    tol = fused.TOL[dtype]
+    cases = [((2, 1), (1, 1), (2, 1, 2, 1), 4.0, True), ((1, 1), (2, 2), (1, 1, 1, 1), 1.0, True),
+             ((1, 1), (1, 1), (-1, 2, 1, 0), 1.0, False)]
+    for up, down, pad, gain, separable in cases:
+        f = setup_filter([1, 3, 3, 1] if separable else [[1, 2], [3, 4], [0, 1]], separable=separable)
+        f = f.to(device)
+        x0 = torch.randn([2, 3, 5, 4], generator=g).to(device, dtype).to(memory_format=torch.channels_last)
+        outs = []
+        for fn in (mod.upfirdn2d_triton, upfirdn2d_reference):
+            x = x0.clone().requires_grad_()
+            y = fn(x, f, up, down, pad, False, gain)
+            w = torch.randn(y.shape, generator=torch.Generator().manual_seed(1)).to(device, dtype).requires_grad_()
+            (dx,) = torch.autograd.grad((y * w).sum(), [x], create_graph=True)
+            (dw,) = torch.autograd.grad(dx.square().sum(), [w])  # the second-order path
+            outs.append((y, dx, dw))
+        error = fused.compare(("y", "dx", "d(dx)"), *outs, tol)
+        if error is not None:
+            return error
+    return None
+
+
+fused.register_check("upfirdn2d", _self_check_upfirdn)
