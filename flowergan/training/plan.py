@@ -31,6 +31,7 @@ from flowergan.training.recipe import (
     resolve_validated,
     resume_conflicts,
 )
+from flowergan.training.run_record import RunRecord
 
 log = logging.getLogger(__name__)
 
@@ -152,11 +153,12 @@ def _plan_resume(spec: str, out_dir: Path, given: dict[str, Any], preset: str, m
     point = find_resume(spec, out_dir)
     for skipped, why in point.skipped:
         say(f"--resume: skipped {skipped.name}: {why}")
-    run_dir, saved = point.run_dir, point.run_config
+    run_dir = point.run_dir
     try:
-        saved_train = TrainConfig.from_dict(saved["train"])
-        saved_model = ModelConfig.from_dict(saved["model"])
-    except (ConfigError, KeyError) as e:
+        saved = RunRecord.from_json(point.run_config)
+        saved_train = TrainConfig.from_dict(saved.train)
+        saved_model = ModelConfig.from_dict(saved.model)
+    except ConfigError as e:
         raise ConfigError(f"--resume {run_dir}: config.json is unreadable: {e}") from None
     conflicts = resume_conflicts(saved_train, given)
     if preset_given:
@@ -179,7 +181,7 @@ def _plan_resume(spec: str, out_dir: Path, given: dict[str, Any], preset: str, m
     state = _resume_state(point.checkpoint)
     if dataset is not None:
         _check_resume_data(dataset, saved_model, state, r.train.data, run_dir)
-    return RunPlan(r, {**saved, "train": r.train.to_dict()}, resume=point.checkpoint,
+    return RunPlan(r, saved.replace(train=r.train.to_dict()).to_json(), resume=point.checkpoint,
                    resume_nimg=state["cur_nimg"], run_dir=run_dir, dataset=dataset)
 
 
@@ -255,16 +257,16 @@ def _plan_new(given: dict[str, Any], preset_name: str, model_given: dict[str, An
     stem = Path(tcfg.data).stem if tcfg.data else f"res{res}"
     desc = f"{preset_name}-{stem}-b{r.train.batch}" + (f"-{r.train.cfg}" if r.train.cfg != "auto" else "") + \
         ("-cond" if r.train.cond else "")
-    record = {**_record(r, request, world), "command": " ".join(sys.argv)}
+    record = _record(r, request, world, " ".join(sys.argv))
     return RunPlan(r, record, start=start, desc=desc, dataset=dataset, notes=notes if is_main else [])
 
 
-def _record(r: Resolved, request: dict[str, Any], world: int) -> dict[str, Any]:
+def _record(r: Resolved, request: dict[str, Any], world: int, command: str = "") -> dict[str, Any]:
     """RUN/config.json of a new run: the resolved model and options, what was asked for, the process count."""
     import torch
 
-    return {"model": r.model.to_dict(), "train": r.train.to_dict(), "request": request, "world_size": world,
-            "torch": torch.__version__}
+    return RunRecord(model=r.model.to_dict(), train=r.train.to_dict(), request=request, world_size=world,
+                     torch=torch.__version__, command=command).to_json()
 
 
 def _load_start(path: str, load: Callable[[str], dict[str, Any]] | None) -> dict[str, Any]:
@@ -383,18 +385,11 @@ def read_config_file(path: Path) -> tuple[TrainConfig, dict[str, Any], str | Non
     """RUN/config.json -> (TrainConfig of what that run asked for, its explicit model fields, its preset)."""
     from flowergan.readers import read_json
 
-    try:
-        doc = read_json(path, "--config")  # a bounded regular file (flowergan/readers.py)
-        req = doc.get("request")
-        if req is not None:  # what the run asked for: re-resolved here, so flags combine as on its command line
-            return TrainConfig.from_dict(req.get("train", {}), where=f"{path} request.train"), \
-                dict(req.get("model", {})), req.get("preset")
-        train = TrainConfig.from_dict(doc.get("train", {}), where=f"{path} train")
-        model = dict(doc.get("model", {}))
-        for k in ("num_fp16_res", "conv_clamp"):  # unset precision follows --amp, as for a Python ModelConfig
-            if model.get(k) in (0, None):
-                model.pop(k, None)
-        return train, model, None
+    try:  # what the run asked for: re-resolved here, so flags combine as on its command line
+        rec = RunRecord.from_json(read_json(path, "--config"))  # a bounded regular file (flowergan/readers.py)
+        where = f"{path} {'train' if rec.derived else 'request.train'}"
+        return TrainConfig.from_dict(rec.request["train"], where=where), rec.request["model"], \
+            rec.request["preset"]
     except (json.JSONDecodeError, ConfigError, AttributeError, TypeError) as e:
         raise ConfigError(f"--config {path}: {e}") from None
 
