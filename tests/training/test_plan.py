@@ -221,3 +221,15 @@ def test_the_summary_follows_the_one_key_list():
         (8, 8, 1, 32, "off", "cpu")
     assert s["gamma"] == pytest.approx(0.0002 * 32**2 / 32) and s["finetune"] is None
     assert s["ema_rampup"] == 0.05 and s["mbstd_group"] == 4 and s["channel_base"] == 16384
+
+
+def test_a_fine_tune_loads_its_start_weights_once_and_validates_once(data16, run16, tmp_path, monkeypatch):
+    counts = _Counts(monkeypatch)
+    loads = []
+    real = planning.load_start_networks
+    monkeypatch.setattr(planning, "load_start_networks", lambda p: loads.append(p) or real(p))
+    r = CliRunner().invoke(cli, ["train", "--data", str(data16), "--out", str(tmp_path / "runs"), *SMALL,
+                                 "--kimg", "0.004", "--snap", "1", "--aug", "none", "--device", "cpu", "--amp", "off",
+                                 "--finetune", str(run16)])
+    assert r.exit_code == 0, r.output
+    assert loads == [str(run16)] and (counts.plans, counts.validates) == (1, 1)
