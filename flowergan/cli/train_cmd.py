@@ -116,17 +116,13 @@ def _plan(kw: dict):
 
 
 def _run(plan, kw: dict, info, device) -> None:
-    from flowergan.config import ConfigError, save_json
+    from flowergan.config import save_json
     from flowergan.training.loop import Trainer, TrainingDiverged, train
-    from flowergan.training.plan import new_run_dir, open_dataset
+    from flowergan.training.plan import new_run_dir
 
     r = plan.resolved
-    try:
-        dataset = plan.dataset if plan.dataset is not None and plan.dataset.cache_mode else open_dataset(r.train)
-    except ConfigError as e:
-        raise click.UsageError(str(e)) from None
-    try:
-        trainer = Trainer(plan, None, dataset, device=device, info=info)
+    try:  # the plan opened the dataset (cached as --data-cache says) for a run that trains
+        trainer = Trainer(plan, None, plan.dataset, device=device, info=info)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     run_dir = plan.run_dir

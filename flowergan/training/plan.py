@@ -54,7 +54,7 @@ class RunPlan:
     resume_nimg: int = 0                        # images shown at that checkpoint
     run_dir: Path | None = None                 # the run folder when resuming (new runs get one when they start)
     desc: str = ""                              # the new run folder's name after its number
-    dataset: Any = None                         # the dataset opened for the checks (None: not opened)
+    dataset: Any = None                         # the dataset, cached for training (headers only or None: dry run)
     notes: list[str] = field(default_factory=list)  # what a person should know (printed by the main process)
 
     @property
