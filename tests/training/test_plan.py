@@ -233,3 +233,10 @@ def test_a_fine_tune_loads_its_start_weights_once_and_validates_once(data16, run
                                  "--finetune", str(run16)])
     assert r.exit_code == 0, r.output
     assert loads == [str(run16)] and (counts.plans, counts.validates) == (1, 1)
+
+
+def test_plan_training_takes_a_preset_name_like_its_model_config():
+    by_name = planning.plan_training("tiny", TrainConfig(batch=4), device="cpu")
+    direct = recipe.resolve(TrainConfig(batch=4, device="cpu"), preset("tiny"), cuda=False)
+    assert by_name.resolved == direct and by_name.start is None and by_name.resume is None
+    assert tuple(by_name.record)[:3] == ("model", "train", "request")
