@@ -26,7 +26,9 @@ from flowergan.metrics.registry import compute
 from flowergan.networks import count_params
 from flowergan.training.config import TrainConfig
 from flowergan.training.loop import Trainer, train
+from flowergan.training.plan import plan_training
 from flowergan.training.progress import save_grid
+from flowergan.training.recipe import cfg_spec
 
 
 def fid(trainer: Trainer, data: str, num: int) -> float:
@@ -42,10 +44,10 @@ def make_trainer(model_cfg, data: str, run_dir: Path, device: str = "cpu", **tra
     # This benchmark's recipe: R1 gamma and EMA follow the batch actually used (the auto formulas applied to it),
     # fp32 on every device. Given explicitly: the official --batch rule would keep those of auto's batch 32.
     batch = train_kw.get("batch", 32)
-    train_kw = {"batch": batch, "gamma": 0.0002 * model_cfg.resolution**2 / batch, "ema_kimg": batch * 10 / 32,
-                "amp": "off", **train_kw}
+    auto = cfg_spec("auto", model_cfg.resolution, 1, batch=batch)
+    train_kw = {"batch": batch, "gamma": auto["gamma"], "ema_kimg": auto["ema"], "amp": "off", **train_kw}
     tcfg = TrainConfig(data=data, kimg=1, snap=1, mirror=True, keep=1, device=device).replace(**train_kw)
-    return Trainer(model_cfg, tcfg, run_dir, ds, device=torch.device(device))
+    return Trainer(plan_training(model_cfg, tcfg, device=device), run_dir, ds, device=torch.device(device))
 
 
 def advance(trainer: Trainer, kimg: float) -> None:

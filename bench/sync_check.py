@@ -17,6 +17,7 @@ from flowergan.benchmarking.training import RandomImages, _CyclicSampler
 from flowergan.config import preset
 from flowergan.training.config import TrainConfig
 from flowergan.training.loop import Trainer
+from flowergan.training.plan import plan_training
 
 
 def main() -> None:
@@ -30,7 +31,7 @@ def main() -> None:
     dev = torch.device(a.device)
     cfg = preset(a.preset)
     tcfg = TrainConfig(batch=a.batch, aug="ada", ada_interval=4, p=0.2, device=a.device, amp=a.amp, seed=0)
-    t = Trainer(cfg, tcfg, None, RandomImages(cfg, n=max(4 * a.batch, 64)), device=dev,
+    t = Trainer(plan_training(cfg, tcfg, device=dev), None, RandomImages(cfg, n=max(4 * a.batch, 64)), device=dev,
                 sampler_cls=_CyclicSampler, sync_free=True)
     rec = {"bench": "sync_check", "device": a.device, "preset": a.preset, "batch": a.batch,
            "amp": t.resolved.amp, "steps": a.steps, "ok": False, "error": None}

@@ -127,6 +127,7 @@ def bench_train(cfg: ModelConfig, batch: int = 8, device: str = "cpu", repeats: 
     accelerator path (no host reads inside a step) on any device; None: the device's own path.
     """
     from flowergan.training.loop import Trainer
+    from flowergan.training.plan import plan_training
 
     dev = torch.device(device)
     benchtools.reset_peak_mem(dev)
@@ -135,7 +136,8 @@ def bench_train(cfg: ModelConfig, batch: int = 8, device: str = "cpu", repeats: 
     tcfg = TrainConfig(batch=batch, aug="fixed" if aug_p > 0 else "none", p=aug_p, device=device, amp=amp,
                        compile=compile, compile_mode=compile_mode, style_mixing=0.9)
     data = RandomImages(cfg, n=max(4 * batch, 64))
-    trainer = Trainer(cfg, tcfg, None, data, device=dev, info=DistInfo(), sampler_cls=_CyclicSampler,
+    trainer = Trainer(plan_training(cfg, tcfg, device=dev), None, data, device=dev, info=DistInfo(),
+                      sampler_cls=_CyclicSampler,
                       sync_free=sync_free)
     cfg, tcfg = trainer.model_cfg, trainer.cfg
     weights = {"Gmain": 1.0, "Greg": 1 / tcfg.pl_interval, "Dmain": 1.0, "Dreg": 1 / tcfg.r1_interval}

@@ -6,7 +6,6 @@ import copy
 import json
 import logging
 import math
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -15,10 +14,9 @@ import numpy as np
 import torch
 
 from flowergan.augment import AdaController, AugmentPipe
-from flowergan.config import ModelConfig, save_json
+from flowergan.config import save_json
 from flowergan.networks import build_networks
 from flowergan.training import checkpoint as ckpt
-from flowergan.training.config import TrainConfig
 from flowergan.training.distributed import (
     DistInfo,
     all_reduce_sum_,
@@ -29,8 +27,8 @@ from flowergan.training.distributed import (
 from flowergan.training.ema import ema_beta, update_ema
 from flowergan.training.loggers import RunLoggers
 from flowergan.training.phases import PhaseRunner, make_phases
+from flowergan.training.plan import RunPlan
 from flowergan.training.progress import StatsAccumulator, grid_name, plot_progress, rewind_run, save_grid
-from flowergan.training.recipe import resolve
 
 log = logging.getLogger(__name__)
 
@@ -42,36 +40,6 @@ class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the run stopped and the last good checkpoint is kept."""
 
 
-def next_run_dir(out: Path, desc: str) -> Path:
-    """out/NNNNN-desc with the next free number (like the official trainer); nothing is created."""
-    out = Path(out)
-    ids = [int(m.group(1)) for p in out.iterdir() if (m := re.match(r"^(\d+)-", p.name))] if out.is_dir() else []
-    return out / f"{(max(ids) + 1 if ids else 0):05d}-{desc}"
-
-
-def new_run_dir(out: Path, desc: str) -> Path:
-    """Create out/NNNNN-desc with the next free number."""
-    Path(out).mkdir(parents=True, exist_ok=True)
-    run = next_run_dir(out, desc)
-    run.mkdir()
-    return run
-
-
-def load_start_networks(path: str | Path) -> dict[str, Any]:
-    """A snapshot to fine-tune from (our model folder; a run folder: its newest checkpoint that loads; an official
-    .pkl, read safely) -> {'config', 'G', 'G_ema', 'D', 'source'}, each network from its own tensors (None where
-    the file has none)."""
-    from flowergan.compat.official import load_official_pickle
-    from flowergan.networks.resolve import load_resolved
-    from flowergan.networks.store import load_model_dir
-
-    _, src, d = load_resolved(path, lambda p: load_model_dir(p, which=("G", "G_ema", "D")), load_official_pickle,
-                              flag="--finetune")
-    if d.get("G") is None and d.get("G_ema") is None:
-        raise ValueError(f"--finetune {path}: {src} holds no generator weights")
-    return {"config": d["config"], "G": d.get("G"), "G_ema": d.get("G_ema"), "D": d.get("D"), "source": src}
-
-
 def images_to_float(x: torch.Tensor) -> torch.Tensor:
     """uint8 [N, C, H, W] -> float32 in [-1, 1]."""
     return x.to(torch.float32) / 127.5 - 1
@@ -80,19 +48,17 @@ def images_to_float(x: torch.Tensor) -> torch.Tensor:
 class Trainer:
     """One process's view of a training run. Rank 0 writes; every rank computes its share of the batch."""
 
-    def __init__(self, model_cfg: ModelConfig, cfg: TrainConfig, run_dir: Path | None, dataset, *,
-                 device: torch.device, info: DistInfo = DistInfo(), resume: Path | None = None,
-                 init_modules: dict[str, torch.nn.Module] | None = None, sampler_cls=None,
-                 sync_free: bool | None = None):
-        """`cfg` may leave options to its base config (None fields); they are resolved here exactly as
-        `flowergan train` resolves them (`recipe.resolve`). `model_cfg` is taken as given (its precision
-        fields follow `cfg.amp` when left at 0 / None). `init_modules`: {'G', 'G_ema', 'D'} to start from
-        (fine-tuning; each network from its own tensors). `sync_free`: never read a device value on the host
-        inside `step()` (default: on accelerators; True on the CPU runs the accelerator path, for tests)."""
-        if cfg.device.split(":")[0] != device.type:
-            cfg = cfg.replace(device=str(device))
-        r = resolve(cfg, model_cfg, resolution=model_cfg.resolution, world_size=info.world_size,
-                    cuda=device.type == "cuda")
+    def __init__(self, plan: RunPlan, run_dir: Path | None, dataset, *, device: torch.device,
+                 info: DistInfo = DistInfo(), sampler_cls=None, sync_free: bool | None = None):
+        """`plan`: the run's final settings, start weights and resume point (`training.plan.plan_run`, or
+        `plan_training` from Python); nothing is resolved here. `device` is this process's device, of the
+        plan's kind. `sync_free`: never read a device value on the host inside `step()` (default: on
+        accelerators; True on the CPU runs the accelerator path, for tests)."""
+        r = plan.resolved
+        if r.device.split(":")[0] != device.type or r.world_size != info.world_size:
+            raise ValueError(f"the plan is for {r.world_size} process(es) on {r.device}, but this Trainer runs "
+                             f"on {device} in {info.world_size}; plan with device={device.type!r} and "
+                             f"world_size={info.world_size}")
         self.resolved = r
         self.cfg = cfg = r.train
         self.model_cfg = model_cfg = r.model
@@ -109,8 +75,7 @@ class Trainer:
         self.G = G.to(device).train().requires_grad_(False)
         self.D = D.to(device).train().requires_grad_(False)
         self.G_ema = copy.deepcopy(self.G).eval()
-        if init_modules is None and cfg.finetune and resume is None:
-            init_modules = load_start_networks(cfg.finetune)
+        init_modules = plan.start
         if init_modules:  # the official resume: G -> G, G_ema -> G_ema, D -> D
             def pick(*names):
                 return next((init_modules[k] for k in names if init_modules.get(k) is not None), None)
@@ -174,8 +139,8 @@ class Trainer:
         self.best: dict[str, Any] = {}
         self.stats = StatsAccumulator()
         torch.manual_seed(cfg.seed * info.world_size + info.rank)
-        if resume is not None:
-            self._resume(Path(resume))
+        if plan.resume is not None:
+            self._resume(Path(plan.resume))
 
     # ------------------------------------------------------------------------------------------------
     def _frozen_d_params(self, n: int) -> set[int]:

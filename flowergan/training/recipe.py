@@ -1,6 +1,6 @@
 """The one resolver: (model fields, train config, resolution, process count, device) -> the run's final
 settings, following the official StyleGAN2-ADA train.py (`--cfg` presets, the `auto` formulas and its
-override rules). `flowergan train`, `train --dry-run`, `bench --what train` and `Trainer` all use it.
+override rules). The run planner (`training/plan.py`) calls it once per run; `Trainer` takes its result.
 
 Priority, highest first: an explicit value (flag, --set, --config, a TrainConfig/ModelConfig field given in
 Python) > the model preset's fields (--preset tiny) > what --cfg derives > the dataclass defaults.
@@ -36,15 +36,16 @@ SUMMARY_KEYS = ("cfg", "resolution", "world_size", "batch", "batch_gpu", "rounds
                 "ada_kimg", "aug", "mirror", "finetune")
 
 
-def cfg_spec(cfg: str, resolution: int, world_size: int) -> dict[str, Any]:
-    """The official base config `cfg` for this resolution and process count (train.py's `spec`)."""
+def cfg_spec(cfg: str, resolution: int, world_size: int, batch: int | None = None) -> dict[str, Any]:
+    """The official base config `cfg` for this resolution and process count (train.py's `spec`); `batch`: the
+    `auto` formulas (gamma, EMA) applied to this batch instead of auto's own."""
     if cfg not in CFG_SPECS:
         raise ConfigError(f"--cfg {cfg!r}: choose one of {', '.join(CFG_SPECS)}")
     spec = dict(CFG_SPECS[cfg])
     if cfg == "auto":
         gpus, res = world_size, resolution
         spec["ref_gpus"] = gpus
-        spec["mb"] = max(min(gpus * min(4096 // res, 32), 64), gpus)  # keeps memory in check at high res
+        spec["mb"] = batch or max(min(gpus * min(4096 // res, 32), 64), gpus)  # keeps memory in check at high res
         spec["mbstd"] = min(spec["mb"] // gpus, 4)
         spec["fmaps"] = 1 if res >= 512 else 0.5
         spec["lrate"] = 0.002 if res >= 1024 else 0.0025
@@ -66,17 +67,13 @@ class Resolved:
     amp: str                        # 'off', 'fp16' or 'bf16'
 
     def summary(self) -> dict[str, Any]:
-        """The flat dictionary `train --dry-run --json` prints."""
-        m, t = self.model, self.train
-        d = {"cfg": t.cfg, "resolution": m.resolution, "world_size": self.world_size, "batch": t.batch,
-             "batch_gpu": self.batch_gpu, "rounds": self.rounds, "mbstd_group": m.mbstd_group,
-             "channel_base": m.channel_base, "channel_max": m.channel_max, "map_layers": m.map_layers,
-             "z_dim": m.z_dim, "w_dim": m.w_dim, "lr": t.lr, "gamma": t.gamma, "ema_kimg": t.ema_kimg,
-             "ema_rampup": t.ema_rampup or None, "kimg": t.kimg, "num_fp16_res": m.num_fp16_res,
-             "conv_clamp": m.conv_clamp, "pl_weight": t.pl_weight, "style_mixing": t.style_mixing,
-             "d_architecture": m.d_architecture, "amp": self.amp, "device": self.device, "ada_kimg": t.ada_kimg,
-             "aug": t.aug, "mirror": t.mirror, "finetune": t.finetune or None}
-        assert tuple(d) == SUMMARY_KEYS
+        """The flat dictionary `train --dry-run --json` prints: SUMMARY_KEYS, each from the process layout,
+        the training options or the model, in that order (unset ramp-up and fine-tune source: None)."""
+        own = {"world_size": self.world_size, "batch_gpu": self.batch_gpu, "rounds": self.rounds,
+               "device": self.device, "amp": self.amp}
+        train, model = self.train.to_dict(), self.model.to_dict()
+        d = {k: own[k] if k in own else train[k] if k in train else model[k] for k in SUMMARY_KEYS}
+        d["ema_rampup"], d["finetune"] = d["ema_rampup"] or None, d["finetune"] or None
         return d
 
 
@@ -175,6 +172,13 @@ def resolve(train: TrainConfig, model: ModelConfig | dict[str, Any], *, resoluti
     Raises ConfigError naming the option and the fix; nothing is built.
     """
     train.validate()
+    return resolve_validated(train, model, resolution=resolution, world_size=world_size, cuda=cuda,
+                             cpu_bf16=cpu_bf16)
+
+
+def resolve_validated(train: TrainConfig, model: ModelConfig | dict[str, Any], *, resolution: int | None = None,
+                      world_size: int = 1, cuda: bool | None = None, cpu_bf16: bool | None = None) -> Resolved:
+    """`resolve` for a `train` already validated (the run planner validates once, before reading the data)."""
     if world_size < 1:
         raise ConfigError(f"world size {world_size}: must be >= 1 (WORLD_SIZE in the environment)")
     if isinstance(model, ModelConfig):

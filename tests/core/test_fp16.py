@@ -13,6 +13,7 @@ from flowergan.config import preset
 from flowergan.networks import build_networks, layers
 from flowergan.training.config import TrainConfig
 from flowergan.training.loop import Trainer
+from flowergan.training.plan import plan_training
 
 CFG32 = preset("tiny").replace(resolution=16, channel_base=256, channel_max=32, z_dim=16, w_dim=16)
 CFG16 = CFG32.replace(num_fp16_res=2, conv_clamp=256)
@@ -60,7 +61,8 @@ def test_fp16_backward_gives_fp32_grads(fp16_on_cpu):
 def test_fp16_training_step_all_phases(fp16_on_cpu):
     """Every phase (G main, path length, D main, R1 with augmentation) runs in fp16 and moves the weights."""
     tcfg = TrainConfig(batch=4, r1_interval=1, pl_interval=1, aug="fixed", p=0.5, seed=0)
-    t = Trainer(CFG16, tcfg, None, RandomImages(CFG16, n=8), device=torch.device("cpu"), sampler_cls=_CyclicSampler)
+    t = Trainer(plan_training(CFG16, tcfg, device="cpu"), None, RandomImages(CFG16, n=8),
+                device=torch.device("cpu"), sampler_cls=_CyclicSampler)
     before = {k: v.clone() for k, v in t.G.state_dict().items()}
     stats = t.step()
     for key in ("Loss/G/loss", "Loss/D/loss_fake", "Loss/D/loss_real", "Loss/pl_penalty", "Loss/r1_penalty"):
@@ -73,7 +75,8 @@ def test_fp16_training_step_all_phases(fp16_on_cpu):
 def test_bf16_autocast_training_step_all_phases():
     """`--amp bf16` autocasts G's synthesis and D; every phase, including both double backwards, must run."""
     tcfg = TrainConfig(batch=4, r1_interval=1, pl_interval=1, aug="fixed", p=0.5, seed=0)
-    t = Trainer(CFG32, tcfg, None, RandomImages(CFG32, n=8), device=torch.device("cpu"), sampler_cls=_CyclicSampler)
+    t = Trainer(plan_training(CFG32, tcfg, device="cpu"), None, RandomImages(CFG32, n=8),
+                device=torch.device("cpu"), sampler_cls=_CyclicSampler)
     t.loss.autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # what amp='bf16' sets up on CUDA
     before = [p.clone() for p in t.D.parameters()]
     stats = t.step()
@@ -91,7 +94,8 @@ def test_bf16_autocast_gradients_match_fp32(phase):
     initialisation that floor is large (~3-11%: the GAN gradients cancel a lot), so autocast may not be
     judged by a fixed tolerance, but it must stay within a small multiple of it."""
     tcfg = TrainConfig(batch=8, r1_interval=1, pl_interval=1, aug="fixed", p=0.5, seed=0, style_mixing=0.9)
-    t = Trainer(CFG32, tcfg, None, RandomImages(CFG32, n=8), device=torch.device("cpu"), sampler_cls=_CyclicSampler)
+    t = Trainer(plan_training(CFG32, tcfg, device="cpu"), None, RandomImages(CFG32, n=8),
+                device=torch.device("cpu"), sampler_cls=_CyclicSampler)
     real, c = t.next_real()
     z = torch.randn(8, CFG32.z_dim, generator=torch.Generator().manual_seed(3))
     module = "G" if phase.startswith("G") else "D"

@@ -153,6 +153,7 @@ def test_training_records_the_dataset_class_names(tmp_path):
     from flowergan.networks.resolve import list_checkpoints
     from flowergan.training.config import TrainConfig
     from flowergan.training.loop import Trainer, train
+    from flowergan.training.plan import plan_training
 
     out = prepare_synthetic(tmp_path / "fam.zip", count=40, resolution=16, labels_by_family=True, workers=1,
                             progress=False)["output"]
@@ -161,7 +162,8 @@ def test_training_records_the_dataset_class_names(tmp_path):
                                  c_dim=ds.label_dim)
     tcfg = TrainConfig(batch=4, kimg=0.008, snap=0.008, aug="none", seed=0, keep=1)
     (tmp_path / "run").mkdir()
-    train(Trainer(cfg, tcfg, tmp_path / "run", ds, device=torch.device("cpu")), progress=False)
+    train(Trainer(plan_training(cfg, tcfg, device="cpu"), tmp_path / "run", ds, device=torch.device("cpu")),
+          progress=False)
     ckpt = list_checkpoints(tmp_path / "run")[-1]
     assert flowergan.load(ckpt).class_names == list(FAMILIES)
 

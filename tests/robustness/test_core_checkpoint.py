@@ -177,7 +177,7 @@ def test_network_run_with_every_checkpoint_corrupt_lists_each_reason(run):
 
 def test_finetune_run_falls_back_past_a_corrupt_newest_checkpoint(run, caplog):
     """`--finetune RUN` starts from the newest checkpoint that loads, like `--resume` and `--network`."""
-    from flowergan.training.loop import load_start_networks
+    from flowergan.training.plan import load_start_networks
 
     _nan_weights(run / "checkpoints" / "snapshot-0000000016" / W)
     with caplog.at_level("WARNING"):

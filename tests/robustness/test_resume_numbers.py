@@ -143,9 +143,11 @@ def test_resume_skips_a_checkpoint_with_an_implausible_number(run, kind):
 
 
 def test_trainer_api_refuses_a_malformed_rng_state_clearly(run):
-    """The Python API's Trainer(resume=...) runs the same checks: a clear ModelFileError, not an IndexError."""
+    """The Python API's Trainer(plan_training(..., resume=...)) runs the same
+    checks: a clear ModelFileError, not an IndexError."""
     from flowergan.training.config import TrainConfig
     from flowergan.training.loop import Trainer
+    from flowergan.training.plan import plan_training
 
     ckpt = run / "checkpoints" / NEWEST
     HOSTILE["label RNG truncated"][0](ckpt)
@@ -154,8 +156,8 @@ def test_trainer_api_refuses_a_malformed_rng_state_clearly(run):
 
     ds = ImageDataset(saved["train"]["data"])
     with pytest.raises(ModelFileError, match=r"'label_rng' is not a numpy MT19937 state"):
-        Trainer(ModelConfig.from_dict(saved["model"]), TrainConfig.from_dict(saved["train"]), None, ds,
-                device=torch.device("cpu"), resume=ckpt)
+        Trainer(plan_training(ModelConfig.from_dict(saved["model"]), TrainConfig.from_dict(saved["train"]),
+                              device="cpu", resume=ckpt), None, ds, device=torch.device("cpu"))
 
 
 def test_cli_resume_past_a_nan_ada_p_trains_from_the_previous_checkpoint(run):

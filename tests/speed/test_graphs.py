@@ -12,13 +12,15 @@ from flowergan.training import losses
 from flowergan.training.config import TrainConfig
 from flowergan.training.loop import Trainer
 from flowergan.training.opcount import count_ops
+from flowergan.training.plan import plan_training
 
 CFG = preset("tiny").replace(resolution=16, channel_base=256, channel_max=32, z_dim=16, w_dim=16)
 
 
 def _trainer(cfg=CFG, **kw):
     tcfg = TrainConfig(**{**dict(batch=4, aug="ada", p=0.2, seed=3), **kw})
-    return Trainer(cfg, tcfg, None, RandomImages(cfg, n=8, seed=1), device=torch.device("cpu"),
+    return Trainer(plan_training(cfg, tcfg, device="cpu"), None, RandomImages(cfg, n=8, seed=1),
+                   device=torch.device("cpu"),
                    sampler_cls=_CyclicSampler, sync_free=True)
 
 

@@ -94,6 +94,7 @@ def test_trainer_resume_with_lazy_data_and_workers_is_exact(tmp_path):
     from flowergan.networks.store import load_model_dir
     from flowergan.training.config import TrainConfig
     from flowergan.training.loop import Trainer, train
+    from flowergan.training.plan import plan_training
 
     cfg = preset("tiny").replace(resolution=16, channel_base=256, channel_max=32, z_dim=16, w_dim=16)
     z = write_smooth_zip(tmp_path / "ds16.zip", 20, 16, seed=4)
@@ -103,7 +104,7 @@ def test_trainer_resume_with_lazy_data_and_workers_is_exact(tmp_path):
         ds = ImageDataset(z, xflip=True, cache=None)
         tcfg = TrainConfig(batch=4, kimg=kimg, snap=0.008, r1_interval=2, pl_interval=2, aug="ada", ada_interval=1,
                            ada_kimg=1, p=0.1, seed=3, data_workers=2, data_cache="lazy")
-        t = Trainer(cfg, tcfg, out, ds, device=torch.device("cpu"), resume=resume)
+        t = Trainer(plan_training(cfg, tcfg, device="cpu", resume=resume), out, ds, device=torch.device("cpu"))
         train(t, progress=False)
         return t
 

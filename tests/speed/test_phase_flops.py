@@ -14,6 +14,7 @@ from flowergan.config import preset
 from flowergan.training.config import TrainConfig
 from flowergan.training.loop import Trainer
 from flowergan.training.opcount import count_ops
+from flowergan.training.plan import plan_training
 
 CFG = preset("tiny").replace(resolution=16, channel_base=256, channel_max=32, z_dim=16, w_dim=16)
 
@@ -21,7 +22,8 @@ CFG = preset("tiny").replace(resolution=16, channel_base=256, channel_max=32, z_
 @pytest.fixture(scope="module")
 def trainer():
     tcfg = TrainConfig(batch=4, r1_interval=2, pl_interval=2, aug="none", seed=3, style_mixing=0.0)
-    return Trainer(CFG, tcfg, None, RandomImages(CFG, n=24, seed=1), device=torch.device("cpu"),
+    return Trainer(plan_training(CFG, tcfg, device="cpu"), None, RandomImages(CFG, n=24, seed=1),
+                   device=torch.device("cpu"),
                    sampler_cls=_CyclicSampler)
 
 

@@ -18,6 +18,7 @@ from flowergan.benchmarking.training import RandomImages, _CyclicSampler
 from flowergan.config import preset
 from flowergan.training.config import TrainConfig
 from flowergan.training.loop import Trainer
+from flowergan.training.plan import plan_training
 
 CFG = preset("tiny").replace(resolution=16, channel_base=256, channel_max=32, z_dim=16, w_dim=16)
 
@@ -83,7 +84,8 @@ def test_the_guard_catches_host_reads(read):
 def _trainer(**kw):
     tcfg = TrainConfig(**{**dict(batch=4, r1_interval=2, pl_interval=2, aug="ada", ada_interval=2, p=0.1, seed=3),
                           **kw})
-    return Trainer(CFG, tcfg, None, RandomImages(CFG, n=24, seed=1), device=torch.device("cpu"),
+    return Trainer(plan_training(CFG, tcfg, device="cpu"), None, RandomImages(CFG, n=24, seed=1),
+                   device=torch.device("cpu"),
                    sampler_cls=_CyclicSampler, sync_free=True)
 
 

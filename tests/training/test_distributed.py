@@ -54,10 +54,12 @@ def _run(rank: int, world: int, init_file: str, out_file: str) -> None:
     if world > 1:
         torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     from flowergan.training.loop import Trainer
+    from flowergan.training.plan import plan_training
 
     tcfg = TrainConfig(batch=TOTAL, aug="none", style_mixing=0.0, noise_mode="const", seed=0)
     data = RandomImages(CFG, n=16)
-    t = Trainer(CFG, tcfg, None, data, device=torch.device("cpu"), info=DistInfo(rank, world, rank),
+    t = Trainer(plan_training(CFG, tcfg, device="cpu", world_size=world), None, data, device=torch.device("cpu"),
+                info=DistInfo(rank, world, rank),
                 sampler_cls=_CyclicSampler)
     real, z = _inputs()
     if world == 1:

@@ -232,20 +232,22 @@ def _distinct_model(tmp_path, cfg):
 
 def test_finetune_loads_each_network_from_its_own_tensors(tmp_path):
     from flowergan.benchmarking.training import RandomImages, _CyclicSampler
-    from flowergan.training.loop import Trainer, load_start_networks
+    from flowergan.training.loop import Trainer
+    from flowergan.training.plan import load_start_networks, plan_training
 
     cfg = preset("tiny").replace(resolution=16, channel_base=256, channel_max=32, z_dim=16, w_dim=16)
     path, G, G_ema, D = _distinct_model(tmp_path, cfg)
     start = load_start_networks(path)
-    t = Trainer(cfg, TrainConfig(batch=4, finetune=str(path)), None, RandomImages(cfg, n=8),
-                device=torch.device("cpu"), init_modules=start, sampler_cls=_CyclicSampler)
+    t = Trainer(plan_training(cfg, TrainConfig(batch=4, finetune=str(path)), device="cpu", start=start), None,
+                RandomImages(cfg, n=8), device=torch.device("cpu"), sampler_cls=_CyclicSampler)
     for mine, src in ((t.G, G), (t.G_ema, G_ema), (t.D, D)):
         for (k, a), b in zip(mine.state_dict().items(), src.state_dict().values()):
             assert torch.equal(a, b), k
     assert not torch.equal(t.G.mapping.fc0.weight, t.G_ema.mapping.fc0.weight)
     assert (t.cfg.ada_kimg, t.cfg.ema_rampup) == (100, 0)  # the official fine-tuning settings
-    t2 = Trainer(cfg, TrainConfig(batch=4, finetune=str(path), ada_kimg=300, ema_rampup=0.05), None,
-                 RandomImages(cfg, n=8), device=torch.device("cpu"), sampler_cls=_CyclicSampler)
+    t2 = Trainer(plan_training(cfg, TrainConfig(batch=4, finetune=str(path), ada_kimg=300, ema_rampup=0.05),
+                               device="cpu"), None, RandomImages(cfg, n=8), device=torch.device("cpu"),
+                 sampler_cls=_CyclicSampler)
     assert (t2.cfg.ada_kimg, t2.cfg.ema_rampup) == (300, 0.05)  # unless set explicitly
 
 
@@ -261,7 +263,7 @@ def test_finetune_cli_from_official_snapshot(tmp_path, golden_dir):
     assert r.exit_code == 0, r.output
     got = json.loads(r.stdout)  # one JSON object on stdout; notes go to stderr
     assert (got["ada_kimg"], got["ema_rampup"], got["channel_max"], got["z_dim"]) == (100, None, 64, 64)
-    from flowergan.training.loop import load_start_networks
+    from flowergan.training.plan import load_start_networks
 
     start, off = load_start_networks(pkl), load_official_pickle(pkl)
     for k in ("G", "G_ema", "D"):
@@ -272,6 +274,7 @@ def test_accumulation_rounds_add_gradients_like_the_official_loop():
     """batch 4 as 2 rounds of batch_gpu 2: D's gradient is the sum of the two rounds' gradients (official)."""
     from flowergan.benchmarking.training import RandomImages, _CyclicSampler
     from flowergan.training.loop import Trainer
+    from flowergan.training.plan import plan_training
 
     cfg = preset("tiny").replace(resolution=16, channel_base=256, channel_max=32, z_dim=16, w_dim=16, mbstd_group=2)
     g = torch.Generator().manual_seed(3)
@@ -280,7 +283,8 @@ def test_accumulation_rounds_add_gradients_like_the_official_loop():
 
     def grads(batch, batch_gpu, sl):
         tcfg = TrainConfig(batch=batch, batch_gpu=batch_gpu, aug="none", style_mixing=0.0, noise_mode="const")
-        t = Trainer(cfg, tcfg, None, RandomImages(cfg, n=8), device=torch.device("cpu"), sampler_cls=_CyclicSampler)
+        t = Trainer(plan_training(cfg, tcfg, device="cpu"), None, RandomImages(cfg, n=8), device=torch.device("cpu"),
+                    sampler_cls=_CyclicSampler)
         assert t.rounds == batch // batch_gpu
         t.step(real=(real[sl], c[sl]), gen_z=z[:, sl], gen_c=gen_c[:, sl], phases=["Dmain"])
         return {n: p.grad.clone() for n, p in t.D.named_parameters() if p.grad is not None}

@@ -14,10 +14,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from flowergan.cli import train_cmd
 from flowergan.cli.errors import classify
 from flowergan.cli.main import cli
 from flowergan.training import loggers
+from flowergan.training import plan as planning
 
 SMALL = ["--preset", "tiny", "--channel-base", "256", "--channel-max", "32", "--z-dim", "16", "--w-dim", "16",
          "--batch", "4", "--no-progress"]
@@ -38,7 +38,7 @@ def _train(args, env=None):
 
 # ---- --data-workers -----------------------------------------------------------------------------------
 def test_data_workers_are_bounded_by_the_cpu_count_before_anything_is_made(data16, tmp_path, monkeypatch):
-    monkeypatch.setattr(train_cmd, "_usable_cpus", lambda: 4)
+    monkeypatch.setattr(planning, "usable_cpus", lambda: 4)
     monkeypatch.delenv("FLOWERGAN_MAX_WORKERS", raising=False)
     out = tmp_path / "runs"
     for n in (100_000, 5):
@@ -227,9 +227,11 @@ def test_progress_bar_ends_at_its_total_without_warnings(tmp_path, capsys):
     from flowergan.config import preset
     from flowergan.training.config import TrainConfig
     from flowergan.training.loop import Trainer, train
+    from flowergan.training.plan import plan_training
 
     cfg = preset("tiny").replace(resolution=16, channel_base=256, channel_max=32, z_dim=16, w_dim=16)
-    t = Trainer(cfg, TrainConfig(batch=4, kimg=0.010, snap=1, aug="none", seed=0), tmp_path,
+    t = Trainer(plan_training(cfg, TrainConfig(batch=4, kimg=0.010, snap=1, aug="none", seed=0), device="cpu"),
+                tmp_path,
                 RandomImages(cfg, n=8, seed=1), device=torch.device("cpu"), sampler_cls=_CyclicSampler)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

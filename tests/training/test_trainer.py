@@ -12,6 +12,7 @@ from flowergan.networks.resolve import list_checkpoints
 from flowergan.networks.store import load_model_dir
 from flowergan.training.config import TrainConfig
 from flowergan.training.loop import Trainer, TrainingDiverged, train
+from flowergan.training.plan import plan_training
 
 CFG = preset("tiny").replace(resolution=16, channel_base=256, channel_max=32, z_dim=16, w_dim=16)
 
@@ -25,7 +26,8 @@ def _tcfg(**kw):
 
 def _trainer(run_dir, tcfg, resume=None):
     data = RandomImages(CFG, n=24, seed=1)
-    return Trainer(CFG, tcfg, run_dir, data, device=torch.device("cpu"), resume=resume, sampler_cls=_CyclicSampler)
+    return Trainer(plan_training(CFG, tcfg, device="cpu", resume=resume), run_dir, data, device=torch.device("cpu"),
+                   sampler_cls=_CyclicSampler)
 
 
 def _weights(ckpt):
