@@ -63,6 +63,7 @@ LIMITS: dict[str, Limit] = {lim.name: lim for lim in [
     Limit("directions_mb", 8, "MB per directions file"),
     Limit("image_mb", 256, "MB per image file"),
     Limit("image_pixels", 100_000_000, "pixels per image (width x height, read from the header)"),
+    Limit("labels_mb", 64, "MB per labels file (prepare --labels: .mat, .json, .csv)"),
     # latents: how far a w may lie from the model's average, in units of its typical spread (see
     # Pipeline.check_ws); untruncated samples lie about 1 away, psi 2 doubles it, noise starts far beyond
     Limit("w_distance", 20, "typical spreads of the model's w from its average w"),

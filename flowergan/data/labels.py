@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from flowergan import readers
 from flowergan.data.errors import DataError
 from flowergan.data.limits import check_class_count
 
@@ -153,7 +154,8 @@ def dataset_json_labels(data: bytes, candidates: Sequence[str], subset: bool, wh
 def csv_labels(path: Path, candidates: Sequence[str], subset: bool) -> dict[str, int]:
     """Labels from 'name,class' lines (an optional header line is skipped)."""
     table = {}
-    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+    text = readers.read_text(path, "labels file", "labels_mb").removeprefix("\ufeff")  # a BOM, as utf-8-sig
+    rows = list(csv.reader(io.StringIO(text)))
     for i, row in enumerate(rows):
         if not row or not "".join(row).strip():
             continue
@@ -174,14 +176,15 @@ def load_labels(path: str | Path, candidates: Sequence[str], subset: bool = Fals
     `subset` (true with --max-images) allows the labels file to list more images than are used.
     """
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise DataError(f"labels file {p} does not exist. For Oxford 102 it is imagelabels.mat from "
                         f"https://www.robots.ox.ac.uk/~vgg/data/flowers/102/")
+    readers.check_file(p, "labels file", "labels_mb")  # a regular file of bounded size (no FIFO, no /dev/zero)
     suffix = p.suffix.lower()
     if suffix == ".mat":
         return oxford_mat_labels(p, candidates, subset)
     if suffix == ".json":
-        out = dataset_json_labels(p.read_bytes(), candidates, subset, str(p))
+        out = dataset_json_labels(readers.read_bytes(p, "labels file", "labels_mb"), candidates, subset, str(p))
         if out is None:
             raise DataError(f"{p} says \"labels\": null, so it has no labels to use; drop --labels.")
         return out
