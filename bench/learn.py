@@ -1,7 +1,8 @@
 """Evidence that training learns: train `tiny` on procedural flowers on the CPU and report FID
 (Inception-v3 features, 1,000 generated vs 1,000 real images) at the start, middle and end.
 
-    .venv/bin/python bench/learn.py --kimg 96 --batch 16 --lr 0.004 --pl-weight 0 --style-mixing 0 --out bench/out/learn-96
+    .venv/bin/python bench/learn.py --kimg 96 --batch 16 --lr 0.004 --pl-weight 0 --style-mixing 0 \\
+        --out bench/out/learn-96
     .venv/bin/python bench/learn.py --ablation --kimg 12 --out bench/out/ablation
 
 --ablation trains two variants with the same budget and seed (the flower experiment at CPU scale):
@@ -63,7 +64,8 @@ def run(name: str, model_cfg, data: str, out: Path, kimg: float, evals: list[flo
         shutil.rmtree(run_dir)
     trainer = make_trainer(model_cfg, data, run_dir, batch=batch, seed=seed, kimg=kimg, snap=kimg, **train_kw)
     rec = {"name": name, "G_params": count_params(trainer.G), "D_params": count_params(trainer.D),
-           "model": model_cfg.to_dict(), "train": trainer.cfg.to_dict(), "batch": batch, "seed": seed, "num_fid_images": num, "points": []}
+           "model": model_cfg.to_dict(), "train": trainer.cfg.to_dict(), "batch": batch, "seed": seed,
+           "num_fid_images": num, "points": []}
     t_train = 0.0
     for point in evals:
         if point > 0:
@@ -114,10 +116,11 @@ def main() -> None:
     train_kw = dict(lr=args.lr, pl_weight=args.pl_weight, style_mixing=args.style_mixing)
     results = [run(n, c, str(data), out, args.kimg, evals, args.num, args.batch, args.seed, train_kw)
                for n, c in runs]
-    summary = {"kimg": args.kimg, "batch": args.batch, **train_kw, "threads": torch.get_num_threads(), "torch": torch.__version__,
-               "wall_seconds": round(time.perf_counter() - t0, 1), "runs": results}
+    summary = {"kimg": args.kimg, "batch": args.batch, **train_kw, "threads": torch.get_num_threads(),
+               "torch": torch.__version__, "wall_seconds": round(time.perf_counter() - t0, 1), "runs": results}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print("\n| run | G params | D params | " + " | ".join(f"FID @ {p['kimg']:g} kimg" for p in results[0]["points"]) + " |")
+    fid_cols = " | ".join(f"FID @ {p['kimg']:g} kimg" for p in results[0]["points"])
+    print("\n| run | G params | D params | " + fid_cols + " |")
     print("|---|---|---|" + "---|" * len(results[0]["points"]))
     for r in results:
         print(f"| {r['name']} | {r['G_params']:,} | {r['D_params']:,} | " +

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from flowergan.networks.resolve import list_checkpoints
+from flowergan.networks.locate import list_checkpoints
 from flowergan.networks.store import load_model_dir, write_model_dir
 
 

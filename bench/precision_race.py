@@ -43,7 +43,7 @@ def pack_run(run_root: Path, out: Path) -> int:
     """Every checkpoint's G_ema of the run under `run_root` -> out/checkpoints/<name>/ (fp16); -> how many."""
     from pack_gema import pack_checkpoint
 
-    from flowergan.networks.resolve import list_checkpoints
+    from flowergan.networks.locate import list_checkpoints
 
     runs = [r for r in sorted(run_root.iterdir()) if r.is_dir() and list_checkpoints(r)] if run_root.is_dir() else []
     if not runs:
@@ -107,7 +107,7 @@ def train(a: argparse.Namespace) -> None:
 
 
 def _snapshots(run: Path) -> dict[float, Path]:
-    from flowergan.networks.resolve import list_checkpoints
+    from flowergan.networks.locate import list_checkpoints
 
     return {int(c.name.split("-")[1]) / 1000: c for c in list_checkpoints(run)}
 

@@ -121,7 +121,8 @@ def _hostile(url: str) -> dict:
     out = {}
     for name, (path, body) in cases.items():
         raw = json.dumps(body).encode() if body is not None else (
-            b'{"seed": ' + b"9" * 5000 + b"}" if "digit" in name else json.dumps({"seeds": list(range(20000))}).encode())
+            b'{"seed": ' + b"9" * 5000 + b"}" if "digit" in name
+            else json.dumps({"seeds": list(range(20000))}).encode())
         req = urllib.request.Request(url + path, data=raw, headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=30) as r:

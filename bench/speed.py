@@ -40,8 +40,9 @@ def official(python: str, preset: str, batch: int, threads: int, repeats: int) -
     maps = {"paper-128": 8, "auto-128": 2}
     if preset not in maps:
         raise SystemExit(f"--official: only {sorted(maps)} have an official counterpart here")
-    cmd = [str(Path(python).absolute()), str(OFFICIAL_BENCH), "--res", "128", "--batch", str(batch), "--preset", "auto", "--map",
-           str(maps[preset]), "--threads", str(threads), "--reps", str(repeats), "--what", "g,d,train"]
+    cmd = [str(Path(python).absolute()), str(OFFICIAL_BENCH), "--res", "128", "--batch", str(batch),
+           "--preset", "auto", "--map", str(maps[preset]), "--threads", str(threads), "--reps", str(repeats),
+           "--what", "g,d,train"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=OFFICIAL_BENCH.parent).stdout
     raw = json.loads([line for line in out.splitlines() if line.startswith("JSON: ")][-1][len("JSON: "):])
     return {"generator": {"img_per_s": raw["G_forward"]["img_per_s"]},
@@ -76,7 +77,8 @@ def main() -> None:
         r = bench(w, args.preset, args.batch, args.threads, args.repeats if w != "train" else 2, extra)
         row = f"train (auto: {r['amp']})" if extra == ["--amp", "auto"] else row  # what auto chose here
         recs[row] = r
-        print(json.dumps({k: v for k, v in recs[row].items() if k != "config"}), flush=True)  # kept if a later step fails
+        # printed now, so it is kept if a later step fails
+        print(json.dumps({k: v for k, v in recs[row].items() if k != "config"}), flush=True)
     off = official(args.official, args.preset, args.batch, args.threads, args.repeats) if args.official else None
     print("| measurement | official img/s | ours img/s | ratio | goal | ours peak RSS MB | command |")
     print("|---|---|---|---|---|---|---|")

@@ -94,9 +94,10 @@ def worker(args) -> None:
             res = compute(trainer.G_ema, "fid", args.data, num_gen=args.num, num_real=args.num,
                           device=trainer.device, inception=det, cache=not args.inception, progress=False)
             save_grid(trainer.fixed_grid(), out / f"{args.worker}-grid.png", cols=8)
-        rec = {"run": args.worker, "at": point, "kimg": trainer.cur_nimg / 1000, "fid": round(float(res["fid"]["value"]), 2),
-               "train_seconds": round(t_train, 1), "cpu_seconds": round(cpu_train, 1), "p": round(float(trainer.augment_pipe.p), 4)
-               if trainer.augment_pipe is not None else 0.0}
+        rec = {"run": args.worker, "at": point, "kimg": trainer.cur_nimg / 1000,
+               "fid": round(float(res["fid"]["value"]), 2),
+               "train_seconds": round(t_train, 1), "cpu_seconds": round(cpu_train, 1),
+               "p": round(float(trainer.augment_pipe.p), 4) if trainer.augment_pipe is not None else 0.0}
         with log.open("a") as f:
             f.write(json.dumps(rec) + "\n")
         print(json.dumps(rec), flush=True)

@@ -2,9 +2,9 @@
 one temporary folder, in the docs' order (each doc may use what an earlier one made, as a reader would).
 
 Only sizes are made tiny, through SIZES below (e.g. `--kimg 20` -> `--kimg 0.1`); a command is skipped only when it
-is listed in SKIPS with the reason. `flowergan` and `python` are this checkout and this interpreter (`flowergan` lines run in-process, through
-the same click entry point). Slow (a few
-minutes on 2 cores): run with FLOWERGAN_SLOW=1 or -m slow, as CI does.
+is listed in SKIPS with the reason. `flowergan` and `python` are this checkout and this interpreter (`flowergan`
+lines run in-process, through the same click entry point). Slow (a few minutes on 2 cores): run with
+FLOWERGAN_SLOW=1 or -m slow, as CI does.
 """
 
 from __future__ import annotations

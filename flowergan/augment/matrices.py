@@ -38,7 +38,8 @@ def _assemble(rows: list[list[torch.Tensor | float]], ref: torch.Tensor) -> torc
     return torch.stack(elems, dim=-1).reshape(ref.shape + (k, k))
 
 
-def eye(n: int, k: int, *, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def eye(n: int, k: int, *, device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """[n, k, k] stack of identity matrices."""
     return torch.eye(k, device=device, dtype=dtype).expand(n, k, k).clone()
 

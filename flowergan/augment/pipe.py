@@ -1,4 +1,5 @@
-"""ADA augmentation pipeline (Karras et al. 2020, "Training Generative Adversarial Networks with Limited Data", appendix B).
+"""ADA augmentation pipeline (Karras et al. 2020, "Training Generative Adversarial Networks with Limited Data",
+appendix B).
 
 `AugmentPipe` applies, to every image the discriminator sees, a fixed chain of invertible,
 differentiable transforms, each one to each sample independently with probability `p * multiplier`:

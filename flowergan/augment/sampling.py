@@ -1,4 +1,5 @@
-"""Low-level resampling helpers for the augmentation pipeline: reflect indexing/padding, twice-differentiable grid_sample.
+"""Low-level resampling helpers for the augmentation pipeline: reflect indexing/padding, twice-differentiable
+grid_sample.
 
 `grid_sample_bilinear` is `torch.nn.functional.grid_sample` (bilinear, zero padding, align_corners=False)
 wrapped so that its gradient with respect to the *image* is itself differentiable on every torch

@@ -93,7 +93,7 @@ def network_path(ctx: click.Context, param: click.Parameter, value):
     """A click callback for --network: the path must exist; if not, the error names the networks that do."""
     from pathlib import Path
 
-    from flowergan.networks.resolve import available_networks
+    from flowergan.networks.locate import available_networks
 
     if value is None or Path(value).exists():
         return value

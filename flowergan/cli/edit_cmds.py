@@ -107,7 +107,8 @@ def directions(network, device, method, layers, num, samples, seed, out, overwri
 @click.option("--fps", type=float, default=15.0, show_default=True, help="Frames per second of a video.")
 @figure_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="grid.png (a row per start point, a column per strength) or video.mp4 / .gif (frame t: every start point at strength t).")
+              help="grid.png (a row per start point, a column per strength) or video.mp4 / .gif "
+                   "(frame t: every start point at strength t).")
 def edit(network, device, dir_file, index, seeds, projected_w, strength, truncation_psi, class_idx, noise_mode,
          truncation_cutoff, fps, size, resample, plain, out):
     """Move seeds or a projected photo along a latent direction: a strip (PNG) or a video (MP4/GIF).

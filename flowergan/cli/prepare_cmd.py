@@ -49,12 +49,15 @@ def _print_summary(summary: dict, summary_file: str) -> None:
               help="How to make photos square: crop the centre, pad with black, or stretch.")
 @click.option("--labels", "labels", type=click.Path(exists=True, dir_okay=False),
               help="Class labels: Oxford imagelabels.mat (1-based), dataset.json or CSV 'name,class'.")
-@click.option("--max-images", type=click.IntRange(min=1), callback=count("images"), help="Use only the first N image files (sorted by path).")
-@click.option("--workers", type=click.IntRange(min=1), callback=count("workers"), help="Worker processes [default: all CPU cores].")
+@click.option("--max-images", type=click.IntRange(min=1), callback=count("images"),
+              help="Use only the first N image files (sorted by path).")
+@click.option("--workers", type=click.IntRange(min=1), callback=count("workers"),
+              help="Worker processes [default: all CPU cores].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("--min-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Skip images whose short side is below this many pixels (icons, thumbnails).")
-@click.option("--count", type=click.IntRange(min=1), callback=count("images"), help="synthetic: number of flowers [default: 1000].")
+@click.option("--count", type=click.IntRange(min=1), callback=count("images"),
+              help="synthetic: number of flowers [default: 1000].")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
               help="synthetic: random seed.")
 @click.option("--labels-by-family", is_flag=True, help="synthetic: class label = flower family (7 classes).")

@@ -142,7 +142,7 @@ def _run(plan, kw: dict, info, device) -> None:
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EDQUOT) or run_dir is None:
             raise
-        from flowergan.networks.resolve import list_checkpoints
+        from flowergan.networks.locate import list_checkpoints
 
         kept = list_checkpoints(run_dir)
         then = (f"continue with `flowergan train --resume {run_dir}` (from {kept[-1].name}, the last complete "

@@ -291,7 +291,8 @@ def truncation(network, device, seeds, psis, class_idx, noise_mode, size, resamp
         px = figure_size(pipe, size)
         _check_figure_memory(pipe, px, S * P, f"a {S} x {P} truncation figure at {px} px")
         fig = labeled_grid(resize_all(sweep, px, resample), [f"seed {s}" for s in seed_list],
-                           [f"psi {_fmt(v)}" + (" (none)" if v == 1 else "") for v in psi_list], title="truncation: w = w_avg + psi (w - w_avg)",
+                           [f"psi {_fmt(v)}" + (" (none)" if v == 1 else "") for v in psi_list],
+                           title="truncation: w = w_avg + psi (w - w_avg)",
                            marked_cols=[i for i, v in enumerate(psi_list) if v == 1])
     save_png(fig, path)
     click.echo(f"wrote {path} ({S} seeds x psi {psi_list})")

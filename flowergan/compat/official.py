@@ -277,7 +277,8 @@ def read_official_pickle(path: str | Path) -> dict[str, Any]:
         except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
                 RuntimeError, OverflowError, MemoryError) as e:
             raise RefusedPickleError(f"{path}: cannot read this official snapshot ({type(e).__name__}: {e}); it "
-                                     f"is corrupt or not a stylegan2-ada-pytorch pickle. Nothing was executed.") from None
+                                     f"is corrupt or not a stylegan2-ada-pytorch pickle. "
+                                     f"Nothing was executed.") from None
     if not isinstance(data, dict):
         raise RefusedPickleError(f"{path}: expected a dict at the top level, got {type(data).__name__}")
     check_graph(data, str(path))

@@ -54,7 +54,10 @@ class MixResult:
     cells: np.ndarray             # uint8 [R, K, H, W, C]
 
     def figure(self) -> np.ndarray:
-        """The official layout: black top-left, column seeds on top, row seeds on the left. uint8 [(R+1)H, (K+1)W, C]."""
+        """The official layout: black top-left, column seeds on top, row seeds on the left.
+
+        uint8 [(R+1)H, (K+1)W, C].
+        """
         R, K, H, W, C = self.cells.shape
         tiles = [np.zeros([H, W, C], np.uint8)] + list(self.col_images)
         for r in range(R):

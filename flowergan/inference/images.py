@@ -1,4 +1,7 @@
-"""Image helpers for the use area: PNG bytes/files, target photos, PSNR (float -> uint8 and grids: `flowergan.infra`)."""
+"""Image helpers for the use area: PNG bytes/files, target photos, PSNR.
+
+Float -> uint8 and grids live in `flowergan.infra`.
+"""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ import torch
 
 from flowergan.config import ModelConfig
 from flowergan.networks import Discriminator, Generator
-from flowergan.networks.resolve import load_resolved
+from flowergan.networks.locate import locate_and_load
 from flowergan.networks.store import load_model_dir, read_json
 
 
@@ -18,7 +18,7 @@ class LoadedModel:
     G: Generator                  # the generator to use (G_ema when present), eval mode
     D: Discriminator | None
     config: ModelConfig
-    source: Path                  # the resolved file or folder
+    source: Path                  # the file or folder found and loaded
     device: torch.device
     augment_p: float = 0.0
     class_names: list[str] | None = None  # the dataset's class names, when the checkpoint recorded them
@@ -34,7 +34,7 @@ def load_networks(path: str | Path, device: str | torch.device = "cpu") -> Loade
     from flowergan.compat.official import load_official_pickle
 
     device = torch.device(device)
-    kind, src, d = load_resolved(path, load_model_dir, load_official_pickle)
+    kind, src, d = locate_and_load(path, load_model_dir, load_official_pickle)
     if kind == "official":
         cfg, aug_p, meta = d["config"], d["augment_p"], {"augment_p": d["augment_p"], "source_pickle": src.name}
         names = None

@@ -200,7 +200,10 @@ def dataset_features(path: str | os.PathLike, detector: Callable, *, max_items: 
 
 
 def sample_labels(G: Any, dataset: Any, num: int, seed: int = 0) -> np.ndarray | None:
-    """`num` labels drawn (uniformly, with replacement) from a labelled dataset for a conditional G; None if `G.c_dim == 0`."""
+    """`num` labels drawn (uniformly, with replacement) from a labelled dataset for a conditional G.
+
+    None if `G.c_dim == 0`.
+    """
     c_dim = int(getattr(G, "c_dim", 0))
     if c_dim == 0:
         return None

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from flowergan.config import ConfigError, ModelConfig
-from flowergan.networks.resolve import CHECKPOINTS_DIR, first_that_loads, list_checkpoints
+from flowergan.networks.locate import CHECKPOINTS_DIR, first_that_loads, list_checkpoints
 from flowergan.networks.store import (
     CONFIG_NAME,
     WEIGHTS_NAME,

@@ -352,7 +352,8 @@ def train(trainer: Trainer, *, progress: bool = True) -> dict[str, Any]:
         # Counted in whole images, capped at the total (the last batch may overshoot it), shown in kimg: a float
         # count overshot the total, with a TqdmWarning and a negative time left at the end of every run.
         bar = tqdm(total=total, initial=min(trainer.cur_nimg, total), unit="img", unit_scale=1e-3,
-                   dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} kimg [{elapsed}<{remaining}{postfix}]")
+                   dynamic_ncols=True,
+                   bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} kimg [{elapsed}<{remaining}{postfix}]")
     next_log = (trainer.cur_nimg // log_nimg + 1) * log_nimg
     next_snap = (trainer.cur_nimg // snap_nimg + 1) * snap_nimg
     t_tick, n_tick = time.perf_counter(), trainer.cur_nimg

@@ -286,11 +286,11 @@ def load_start_networks(path: str | Path) -> dict[str, Any]:
     .pkl, read safely) -> {'config', 'G', 'G_ema', 'D', 'source'}, each network from its own tensors (None where
     the file has none)."""
     from flowergan.compat.official import load_official_pickle
-    from flowergan.networks.resolve import load_resolved
+    from flowergan.networks.locate import locate_and_load
     from flowergan.networks.store import load_model_dir
 
-    _, src, d = load_resolved(path, lambda p: load_model_dir(p, which=("G", "G_ema", "D")), load_official_pickle,
-                              flag="--finetune")
+    _, src, d = locate_and_load(path, lambda p: load_model_dir(p, which=("G", "G_ema", "D")), load_official_pickle,
+                                flag="--finetune")
     if d.get("G") is None and d.get("G_ema") is None:
         raise ValueError(f"--finetune {path}: {src} holds no generator weights")
     return {"config": d["config"], "G": d.get("G"), "G_ema": d.get("G_ema"), "D": d.get("D"), "source": src}

@@ -190,7 +190,8 @@ def resolve_validated(train: TrainConfig, model: ModelConfig | dict[str, Any], *
         explicit = dict(model)
         unknown = sorted(set(explicit) - {f.name for f in fields(ModelConfig)})
         if unknown:
-            raise ConfigError(f"model fields {unknown} are unknown; valid: {sorted(f.name for f in fields(ModelConfig))}")
+            valid = sorted(f.name for f in fields(ModelConfig))
+            raise ConfigError(f"model fields {unknown} are unknown; valid: {valid}")
     res = int(resolution or explicit.get("resolution") or ModelConfig().resolution)
     explicit["resolution"] = res  # the data decides; the CLI checks an explicit --resolution against it first
 

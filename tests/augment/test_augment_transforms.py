@@ -187,7 +187,8 @@ def test_resample_identity_integer_shift_and_subpixel_shift():
     x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
     eye = M.eye(2, 3, dtype=torch.float64)
     assert (resample(x, eye, f) - x).abs().max() < 1e-9  # sym6 up/down round trip is exact
-    shift = M.translate2d(torch.tensor([-2.0, 1.0], dtype=torch.float64), torch.tensor([-1.0, 3.0], dtype=torch.float64))
+    shift = M.translate2d(torch.tensor([-2.0, 1.0], dtype=torch.float64),
+                          torch.tensor([-1.0, 3.0], dtype=torch.float64))
     y = resample(x, shift, f)  # content moves by (+2, +1) and (-1, -3)
     assert (y[0, :, 1:, 2:] - x[0, :, :-1, :-2]).abs().max() < 1e-9
     assert (y[1, :, :-3, :-1] - x[1, :, 3:, 1:]).abs().max() < 1e-9
@@ -197,10 +198,11 @@ def test_resample_identity_integer_shift_and_subpixel_shift():
                             indexing="ij")
     fn = lambda a, b: torch.sin(2 * math.pi * a / 16 + 0.3) * torch.cos(2 * math.pi * b / 24)
     img = fn(xx, yy)[None, None]
-    moved = resample(img, M.translate2d(torch.tensor([-t], dtype=torch.float64), torch.zeros(1, dtype=torch.float64)), f)
+    no_shift = torch.zeros(1, dtype=torch.float64)
+    moved = resample(img, M.translate2d(torch.tensor([-t], dtype=torch.float64), no_shift), f)
     err = (moved - fn(xx - t, yy))[..., 8:-8, 8:-8].abs().max()
     assert err < 0.01  # bilinear on 2x-oversampled data: (2 pi / 32)^2 / 8 ~ 0.005 worst case
-    tiny = resample(img, M.translate2d(torch.tensor([-0.01], dtype=torch.float64), torch.zeros(1, dtype=torch.float64)), f)
+    tiny = resample(img, M.translate2d(torch.tensor([-0.01], dtype=torch.float64), no_shift), f)
     assert (tiny - img).abs().max() < 0.01
 
 

@@ -58,7 +58,8 @@ def test_values_match_plain_formula(kern, up, down, pad, fname):
             torch.testing.assert_close(ours.double(), ref, rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize("up,down,pad,fname", [((2, 2), (1, 1), (2, 1, 2, 1), "1d"), ((1, 1), (2, 2), (1, 1, 1, 1), "1d"),
+@pytest.mark.parametrize("up,down,pad,fname", [((2, 2), (1, 1), (2, 1, 2, 1), "1d"),
+                                               ((1, 1), (2, 2), (1, 1, 1, 1), "1d"),
                                                ((2, 1), (1, 2), (0, 1, 2, 0), "asym"),
                                                ((1, 1), (1, 1), (-1, 1, 2, 0), "asym")])
 def test_adjoint_gradcheck_to_second_order(kern, up, down, pad, fname):
@@ -127,7 +128,8 @@ def test_under_autocast_checks_pass_and_fir_keeps_the_plain_dtype(kern):
 
     fused.reset()
     g = torch.Generator().manual_seed(7)
-    x, b, f = torch.randn(2, 3, 8, 8, generator=g), torch.randn(3, generator=g), setup_filter([1, 3, 3, 1], separable=True)
+    x, b = torch.randn(2, 3, 8, 8, generator=g), torch.randn(3, generator=g)
+    f = setup_filter([1, 3, 3, 1], separable=True)
 
     def run():
         with torch.autocast("cpu", dtype=torch.bfloat16):

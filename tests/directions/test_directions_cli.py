@@ -150,7 +150,7 @@ def test_training_records_the_dataset_class_names(tmp_path):
     from flowergan.config import preset
     from flowergan.data.dataset import ImageDataset
     from flowergan.data.synthetic import FAMILIES, prepare_synthetic
-    from flowergan.networks.resolve import list_checkpoints
+    from flowergan.networks.locate import list_checkpoints
     from flowergan.training.config import TrainConfig
     from flowergan.training.loop import Trainer, train
     from flowergan.training.plan import plan_training

@@ -1,6 +1,7 @@
-"""rosinality's stylegan2-pytorch Generator and Discriminator written out for the tests: an independent, minimal plain-torch
-re-implementation (no code copied) with its module and tensor names, so `load_state_dict(strict=True)` checks
-every key and shape a pSp / e4e / GANSpace loader expects, and its forward is the oracle for our exports.
+"""rosinality's stylegan2-pytorch Generator and Discriminator written out for the tests: an independent, minimal
+plain-torch re-implementation (no code copied) with its module and tensor names, so
+`load_state_dict(strict=True)` checks every key and shape a pSp / e4e / GANSpace loader expects, and its forward
+is the oracle for our exports.
 
 Read from the published architecture: PixelNorm then n_mlp EqualLinear (lr_mul 0.01, bias then leaky ReLU
 times sqrt 2); a learned 4x4 constant; styled convs = modulated conv (weight [1, O, I, k, k] times 1/sqrt(fan_in),

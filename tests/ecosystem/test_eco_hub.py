@@ -163,7 +163,8 @@ def test_push_to_hub_uploads_the_saved_folder(monkeypatch, tiny_dir, tmp_path):
     _, repo, files, msg = calls[2]
     assert repo == "alice/flowers-tiny" and sorted(files) == ["README.md", "config.json", "weights.safetensors"]
     assert b"# flowers-tiny" in files["README.md"]
-    pushed, saved = load(files["weights.safetensors"]), load_file(m.save_pretrained(tmp_path / "same") / "weights.safetensors")
+    pushed = load(files["weights.safetensors"])
+    saved = load_file(m.save_pretrained(tmp_path / "same") / "weights.safetensors")
     assert pushed.keys() == saved.keys() and all(torch.equal(pushed[k], saved[k]) for k in saved)
     with pytest.raises(ValueError, match="owner/name"):
         m.push_to_hub("no-slash")

@@ -137,7 +137,8 @@ def test_unknown_or_missing_backends_are_refused_up_front(monkeypatch):
         check_backends(["mlflow"])
     real = loggers.importlib.util.find_spec
     monkeypatch.setattr(loggers.importlib.util, "find_spec", lambda m: None if m == "wandb" else real(m))
-    with pytest.raises(ImportError, match=r"--log wandb needs the optional wandb package: pip install 'flowergan\[wandb\]'"):
+    with pytest.raises(ImportError,
+                       match=r"--log wandb needs the optional wandb package: pip install 'flowergan\[wandb\]'"):
         check_backends(["jsonl", "wandb"])
     with pytest.raises(Exception, match="each backend must be one of jsonl, tensorboard, wandb"):
         TrainConfig(log=("jsonl", "csv")).validate()

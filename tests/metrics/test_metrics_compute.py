@@ -169,8 +169,10 @@ def test_ppl_registry_crop_and_noise_buffers_restored(tmp_path):
 
     G = ModuleG()
     shapes = []
-    res = compute(G, "ppl", None, num_gen=8, batch_size=8, lpips=lambda x: shapes.append(x.shape) or x.flatten(1), progress=False)
+    res = compute(G, "ppl", None, num_gen=8, batch_size=8, lpips=lambda x: shapes.append(x.shape) or x.flatten(1),
+                  progress=False)
     assert res["ppl_zfull"]["value"] > 0 and res["ppl_zfull"]["num_real"] is None
-    assert shapes[0] == (2 * 2, 3, 8, 8)  # PPL batch = batch_size // 4 = 2 pairs (t, t + eps), centre crop rows 6:14, cols 4:12 of 16
+    # PPL batch = batch_size // 4 = 2 pairs (t, t + eps), centre crop rows 6:14, cols 4:12 of 16
+    assert shapes[0] == (2 * 2, 3, 8, 8)
     assert torch.all(G.noise_const == 0.25)  # randomised per batch during PPL, restored afterwards
     assert not torch.all(G.seen[0] == 0.25)

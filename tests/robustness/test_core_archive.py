@@ -79,11 +79,13 @@ def test_file_count_and_total_size_limits(tmp_path, monkeypatch):
         for i in range(5):
             zf.writestr(f"p{i}.png", png((i * 40, 0, 0)))
     monkeypatch.setenv("FLOWERGAN_ARCHIVE_MAX_FILES", "4")
-    with pytest.raises(DataError, match=r"more than 4 files in the archive; raise the limit with FLOWERGAN_ARCHIVE_MAX_FILES"):
+    with pytest.raises(DataError,
+                       match=r"more than 4 files in the archive; raise the limit with FLOWERGAN_ARCHIVE_MAX_FILES"):
         prepare_dataset(src, tmp_path / "out.zip", resolution=R, workers=1, progress=False)
     monkeypatch.delenv("FLOWERGAN_ARCHIVE_MAX_FILES")
     monkeypatch.setenv("FLOWERGAN_ARCHIVE_MAX_TOTAL_GB", str(100 / 2**30))  # 100 bytes
-    with pytest.raises(DataError, match=r"decompress to more than .* GB; raise the limit with FLOWERGAN_ARCHIVE_MAX_TOTAL_GB"):
+    with pytest.raises(DataError,
+                       match=r"decompress to more than .* GB; raise the limit with FLOWERGAN_ARCHIVE_MAX_TOTAL_GB"):
         prepare_dataset(src, tmp_path / "out.zip", resolution=R, workers=1, progress=False)
     assert _nothing_written(tmp_path)
 
@@ -193,5 +195,6 @@ def test_training_reader_refuses_a_bomb_member(tmp_path):
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("00000/img00000000.png", png((0, 90, 0), (R, R)))
         _zeros_member(zf, "00000/img00000001.png", 64 * MiB)
-    with pytest.raises(DataError, match=r"member '00000/img00000001.png': decompresses .*re-create it with flowergan prepare"):
+    with pytest.raises(DataError,
+                       match=r"member '00000/img00000001.png': decompresses .*re-create it with flowergan prepare"):
         ImageDataset(path)

@@ -75,7 +75,8 @@ CORRUPTIONS = {
     "train state missing": (lambda d: (d / S).unlink(), r"training state missing"),
     "train state lacks a key": (lambda d: _drop_key(d / S, "sampler"), r"'sampler' is None; the training state"),
     "train tensors truncated": (lambda d: (d / ST).write_bytes((d / ST).read_bytes()[:50]), r"state tensors file is"),
-    "train state NaN": (lambda d: (d / S).write_text((d / S).read_text().replace('"pl_mean": ', '"pl_mean": NaN, "x": ', 1)),
+    "train state NaN": (lambda d: (d / S).write_text((d / S).read_text().replace('"pl_mean": ',
+                                                                                  '"pl_mean": NaN, "x": ', 1)),
                         r"'pl_mean' is nan; the training state is unusable"),
     "config garbled": (lambda d: (d / C).write_text("{not json"), r"model config is not readable JSON"),
     "config hostile": (lambda d: (d / C).write_text(json.dumps({**json.loads((d / C).read_text()), "model": {

@@ -86,7 +86,8 @@ def test_parameter_memory_limit_names_itself_and_how_to_raise_it(monkeypatch):
     ("img_resolution", {"img_resolution": "32"}, r"img_resolution='32' must be an integer"),
     ("img_resolution", {"img_resolution": 64.9}, r"img_resolution=64.9 must be an integer"),
     ("z_dim", {"z_dim": True}, r"z_dim=True must be an integer"),
-    ("channel_base", {"synthesis_kwargs": {"channel_base": 10**9, "channel_max": 10**9}}, r"channel_base=1000000000 is invalid"),
+    ("channel_base", {"synthesis_kwargs": {"channel_base": 10**9, "channel_max": 10**9}},
+     r"channel_base=1000000000 is invalid"),
     ("num_layers", {"mapping_kwargs": {"num_layers": 10**6}}, r"map_layers=1000000 .*must be in"),
     ("img_resolution", {"img_resolution": 2**15}, r"resolution=32768 .*must be in"),
     ("missing", {"z_dim": None}, r"z_dim=None must be an integer"),
@@ -112,6 +113,7 @@ def test_model_folder_with_a_huge_config_is_refused_before_building(tmp_path):
     with pytest.raises(ModelFileError, match=r"channel_base=1000000000 is invalid: must be in \[1, 4194304\]"):
         read_model_config(tmp_path)
     res = run_capped(f"from flowergan.networks.store import load_model_dir\n"
-                     f"try:\n    load_model_dir({str(tmp_path)!r})\nexcept Exception as e:\n    print(type(e).__name__, e)",
+                     f"try:\n    load_model_dir({str(tmp_path)!r})\n"
+                     f"except Exception as e:\n    print(type(e).__name__, e)",
                      mem_mb=2048)
     assert "ModelFileError" in res.stdout and "channel_base=1000000000" in res.stdout, res.stdout + res.stderr

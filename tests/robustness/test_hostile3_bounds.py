@@ -32,7 +32,8 @@ def pipe():
 
 @pytest.fixture(scope="module")
 def dirs_file(pipe, tmp_path_factory):
-    return find_directions(pipe.G, "sefa", "all", num=3, samples=300).save(tmp_path_factory.mktemp("d") / "d.safetensors")
+    dirs = find_directions(pipe.G, "sefa", "all", num=3, samples=300)
+    return dirs.save(tmp_path_factory.mktemp("d") / "d.safetensors")
 
 
 # ---- export ---------------------------------------------------------------------------------------

@@ -78,7 +78,8 @@ def _other_architecture(d: Path) -> None:
     """weights.safetensors replaced by those of a wider model (config.json left as it was)."""
     cfg = ModelConfig.from_dict(json.loads((d / C).read_text())["model"]).replace(channel_max=64)
     G, D = build_networks(cfg, seed=1)
-    t = {f"{n}.{k}": v.clone().contiguous() for n, m in (("G", G), ("G_ema", G), ("D", D)) for k, v in m.state_dict().items()}
+    t = {f"{n}.{k}": v.clone().contiguous()
+         for n, m in (("G", G), ("G_ema", G), ("D", D)) for k, v in m.state_dict().items()}
     save_file(t, str(d / W))
 
 
@@ -87,7 +88,8 @@ def _another_runs_model(d: Path) -> None:
     doc = json.loads((d / C).read_text())
     cfg = ModelConfig.from_dict(doc["model"]).replace(z_dim=32)
     G, D = build_networks(cfg, seed=1)
-    t = {f"{n}.{k}": v.clone().contiguous() for n, m in (("G", G), ("G_ema", G), ("D", D)) for k, v in m.state_dict().items()}
+    t = {f"{n}.{k}": v.clone().contiguous()
+         for n, m in (("G", G), ("G_ema", G), ("D", D)) for k, v in m.state_dict().items()}
     save_file(t, str(d / W))
     (d / C).write_text(json.dumps({**doc, "model": cfg.to_dict()}))
 

@@ -137,7 +137,8 @@ def test_bench_and_metrics_counts_are_bounded(tiny):
 # ---- devices, damaged files, environment failures -------------------------------------------------
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_unavailable_is_one_line(tiny, tmp_path):
-    fails(run(["generate", "--network", tiny, "--outdir", tmp_path / "o", "--seeds", "1", "--device", "cuda"]), 2, "--device cuda", "CUDA is not available", "--device cpu")
+    fails(run(["generate", "--network", tiny, "--outdir", tmp_path / "o", "--seeds", "1", "--device", "cuda"]),
+          2, "--device cuda", "CUDA is not available", "--device cpu")
     fails(run(["generate", "--network", tiny, "--outdir", tmp_path / "o", "--seeds", "1", "--device", "gpu0"]),
           2, "--device 'gpu0'", "not a device name")
     assert files_under(tmp_path) == []

@@ -98,7 +98,8 @@ def test_override_rules():
     assert (got["channel_base"], got["mbstd_group"]) == (4096, 2)
     # the flower experiment's model: auto's channels and batch at 128, lite-128's mapping and widths
     got = _dry(["--resolution", "128", "--preset", "lite-128"])
-    assert (got["channel_base"], got["map_layers"], got["z_dim"], got["w_dim"], got["batch"]) == (16384, 4, 256, 256, 32)
+    got_sizes = (got["channel_base"], got["map_layers"], got["z_dim"], got["w_dim"], got["batch"])
+    assert got_sizes == (16384, 4, 256, 256, 32)
     # a non-auto config on fewer GPUs than its reference keeps batch_gpu and accumulates rounds
     got = _dry(["--resolution", "256", "--cfg", "stylegan2", "--device", "cuda"], world=2)
     assert (got["batch"], got["batch_gpu"], got["rounds"]) == (32, 4, 4)

@@ -24,7 +24,7 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
     return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".") and is_model_dir(p))
 
 
-def resolve_candidates(path: str | Path, flag: str = "--network") -> tuple[str, list[Path]]:
+def locate_candidates(path: str | Path, flag: str = "--network") -> tuple[str, list[Path]]:
     """-> ('official', [pkl]) | ('model', [dir]) | ('run', checkpoints newest first).
 
     A run folder (or a folder of runs: its newest run with checkpoints) gives every checkpoint, so a caller
@@ -113,15 +113,15 @@ def first_that_loads(candidates: list[Path], load: Callable[[Path], T], where: s
     raise ModelFileError(f"{where}: {none_loads}:\n{reasons}\n{hint}")
 
 
-def load_resolved(path: str | Path, load_model: Callable[[Path], T], load_pickle: Callable[[Path], T],
-                  flag: str = "--network") -> tuple[str, Path, T]:
-    """Resolve `path` and load it -> (kind, the file or folder used, what the loader returned).
+def locate_and_load(path: str | Path, load_model: Callable[[Path], T], load_pickle: Callable[[Path], T],
+                    flag: str = "--network") -> tuple[str, Path, T]:
+    """Find the model behind `path` on disk and load it -> (kind, the file or folder used, what the loader returned).
 
     An official pickle or a model folder named explicitly must load itself; a run folder (or a folder of runs)
     gives its newest checkpoint that loads, each damaged newer one skipped with a warning. Errors start with
-    "{flag} {path}:" when they come from the resolution or the fallback.
+    "{flag} {path}:" when they come from the search or the fallback.
     """
-    kind, found = resolve_candidates(path, flag)
+    kind, found = locate_candidates(path, flag)
     if kind == "run":
         src, loaded, _ = first_that_loads(found, load_model, f"{flag} {path}", "no checkpoint loads",
                                           "Restore a checkpoint from a backup, or pass a model folder.")
