@@ -117,8 +117,8 @@ def _plan(kw: dict):
 
 def _run(plan, kw: dict, info, device) -> None:
     from flowergan.config import save_json
+    from flowergan.networks.run_folder import PROGRESS_PLOT, RUN_CONFIG, SAMPLES_DIR, new_run_dir
     from flowergan.training.loop import Trainer, TrainingDiverged, train
-    from flowergan.training.plan import new_run_dir
 
     r = plan.resolved
     try:  # the plan opened the dataset (cached as --data-cache says) for a run that trains
@@ -129,7 +129,7 @@ def _run(plan, kw: dict, info, device) -> None:
     if info.is_main:
         if run_dir is None:  # created only now that every check has passed
             run_dir = new_run_dir(Path(kw["out_dir"]), plan.desc)
-            save_json(plan.record, run_dir / "config.json")
+            save_json(plan.record, run_dir / RUN_CONFIG)
         trainer.run_dir = run_dir
         t = r.train
         click.echo(f"run folder: {run_dir}  (G {sum(p.numel() for p in trainer.G.parameters()):,} params, "
@@ -142,7 +142,7 @@ def _run(plan, kw: dict, info, device) -> None:
     except OSError as e:
         if e.errno not in (errno.ENOSPC, errno.EDQUOT) or run_dir is None:
             raise
-        from flowergan.networks.locate import list_checkpoints
+        from flowergan.networks.run_folder import list_checkpoints
 
         kept = list_checkpoints(run_dir)
         then = (f"continue with `flowergan train --resume {run_dir}` (from {kept[-1].name}, the last complete "
@@ -151,14 +151,14 @@ def _run(plan, kw: dict, info, device) -> None:
                             f"{trainer.cur_nimg / 1000:g} kimg; free some space (or use --out on a larger disk), "
                             f"then {then}", FAILURE) from None
     if info.is_main:
-        click.echo(f"done: {trainer.cur_nimg / 1000:.3f} kimg; samples in {run_dir / 'samples'}, "
-                   f"plot {run_dir / 'progress.png'}")
+        click.echo(f"done: {trainer.cur_nimg / 1000:.3f} kimg; samples in {run_dir / SAMPLES_DIR}, "
+                   f"plot {run_dir / PROGRESS_PLOT}")
 
 
 def _run_folder_line(plan, kw: dict) -> str:
     if plan.run_dir is not None:
         return f"continues {plan.run_dir} from {plan.resume.name} ({plan.resume_nimg / 1000:g} kimg)"
-    from flowergan.training.plan import next_run_dir
+    from flowergan.networks.run_folder import next_run_dir
 
     return f"{next_run_dir(Path(kw['out_dir']), plan.desc)} (made when training starts)"
 

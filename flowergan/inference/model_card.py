@@ -16,12 +16,13 @@ def _params(module: torch.nn.Module | None) -> str:
 
 def _run_command(source: Path | None) -> str | None:
     """The training command recorded in the run folder's config.json (a checkpoint's grandparent)."""
+    from flowergan.networks.run_folder import CHECKPOINTS_DIR, RUN_CONFIG
     from flowergan.readers import read_json
 
-    if source is None or source.parent.name != "checkpoints":
+    if source is None or source.parent.name != CHECKPOINTS_DIR:
         return None
     try:
-        doc = read_json(source.parent.parent / "config.json", "run config")
+        doc = read_json(source.parent.parent / RUN_CONFIG, "run config")
     except (OSError, ValueError):
         return None
     cmd = doc.get("command") if isinstance(doc, dict) else None

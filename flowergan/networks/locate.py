@@ -8,21 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from flowergan.networks.run_folder import list_checkpoints, runs_in
 from flowergan.networks.store import ModelFileError, is_model_dir
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-CHECKPOINTS_DIR = "checkpoints"
-
-
-def list_checkpoints(run_dir: str | Path) -> list[Path]:
-    """Complete checkpoints of a run, oldest first (names sort by image count)."""
-    d = Path(run_dir) / CHECKPOINTS_DIR
-    if not d.is_dir():
-        return []
-    return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".") and is_model_dir(p))
-
 
 def locate_candidates(path: str | Path, flag: str = "--network") -> tuple[str, list[Path]]:
     """-> ('official', [pkl]) | ('model', [dir]) | ('run', checkpoints newest first).
@@ -42,7 +32,7 @@ def locate_candidates(path: str | Path, flag: str = "--network") -> tuple[str, l
         ckpts = list_checkpoints(p)
         if ckpts:
             return "run", ckpts[::-1]
-        runs = sorted(q for q in p.iterdir() if q.is_dir() and list_checkpoints(q))
+        runs = runs_in(p, complete=True)
         if runs:
             return "run", list_checkpoints(runs[-1])[::-1]
     raise FileNotFoundError(

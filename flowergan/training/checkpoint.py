@@ -15,7 +15,8 @@ from typing import Any
 import torch
 
 from flowergan.config import ConfigError, ModelConfig
-from flowergan.networks.locate import CHECKPOINTS_DIR, first_that_loads, list_checkpoints
+from flowergan.networks.locate import first_that_loads
+from flowergan.networks.run_folder import CHECKPOINTS_DIR, checkpoint_dirs, checkpoint_name, list_checkpoints, runs_in
 from flowergan.networks.store import (
     CONFIG_NAME,
     WEIGHTS_NAME,
@@ -32,10 +33,6 @@ log = logging.getLogger(__name__)
 
 STATE_JSON = "train_state.json"
 STATE_TENSORS = "train_state.safetensors"
-
-
-def checkpoint_name(cur_nimg: int) -> str:
-    return f"snapshot-{cur_nimg:010d}"
 
 
 def _flatten_optimizer(prefix: str, sd: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -215,16 +212,11 @@ class ResumePoint:
 
 def _candidates(run_dir: Path) -> list[Path]:
     """Checkpoint folders of a run, newest first, complete or not (hidden temp folders excluded)."""
-    d = run_dir / CHECKPOINTS_DIR
-    if not d.is_dir():
-        return []
-    return sorted((p for p in d.iterdir() if p.is_dir() and re.fullmatch(r"snapshot-\d+", p.name)), reverse=True)
+    return checkpoint_dirs(run_dir)[::-1]
 
 
 def _latest_run_with_checkpoints(out_dir: Path) -> Path | None:
-    if not out_dir.is_dir():
-        return None
-    runs = sorted(p for p in out_dir.iterdir() if p.is_dir() and re.match(r"^\d+-", p.name) and _candidates(p))
+    runs = runs_in(out_dir)
     return runs[-1] if runs else None
 
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from flowergan.networks.run_folder import LOG_FILE
 from flowergan.training.config import LOG_BACKENDS as LOGGERS
 
 log = logging.getLogger(__name__)
 
 _NEEDS = {"tensorboard": ("tensorboard", "tensorboard"), "wandb": ("wandb", "wandb")}  # name -> (module, extra)
-LOG_FILE = "log.jsonl"
 
 
 def check_backends(names: tuple[str, ...] | list[str]) -> None:

@@ -16,6 +16,7 @@ import torch
 from flowergan.augment import AdaController, AugmentPipe
 from flowergan.config import save_json
 from flowergan.networks import build_networks
+from flowergan.networks import run_folder as layout
 from flowergan.training import checkpoint as ckpt
 from flowergan.training.distributed import (
     DistInfo,
@@ -420,18 +421,18 @@ def _snapshot(trainer: Trainer, logger: RunLoggers | None, done: bool) -> None:
     if not trainer.info.is_main or run_dir is None:
         return
     kimg = trainer.cur_nimg / 1000
-    name = ckpt.checkpoint_name(trainer.cur_nimg)
+    name = layout.checkpoint_name(trainer.cur_nimg)
     if "fid" in metrics and (not trainer.best or metrics["fid"] < trainer.best.get("fid", math.inf)):
         trainer.best = {"fid": metrics["fid"], "kimg": kimg, "checkpoint": name}
-    (run_dir / "samples").mkdir(exist_ok=True)
+    (run_dir / layout.SAMPLES_DIR).mkdir(exist_ok=True)
     with torch.random.fork_rng(devices=[]):
-        grid = save_grid(trainer.fixed_grid(), run_dir / "samples" / grid_name(kimg))
+        grid = save_grid(trainer.fixed_grid(), run_dir / layout.SAMPLES_DIR / grid_name(kimg))
     if logger is not None:
         logger.image("fakes", grid, kimg)
     if logger is not None and metrics:
         logger.write({"kimg": kimg, **{f"Metrics/{k}": v for k, v in metrics.items()}})
     path = trainer.save_checkpoint({"metrics": metrics})
-    plot_progress(run_dir / "log.jsonl", run_dir / "progress.png")
-    save_json({"checkpoint": str(path), "kimg": kimg, "best": trainer.best, "done": done}, run_dir / "latest.json")
+    plot_progress(run_dir / layout.LOG_FILE, run_dir / layout.PROGRESS_PLOT)
+    save_json({"checkpoint": str(path), "kimg": kimg, "best": trainer.best, "done": done}, run_dir / layout.LATEST)
     log.info("snapshot at %.3f kimg -> %s%s", kimg, path,
              "".join(f", {k} {v:.3f}" for k, v in metrics.items()))

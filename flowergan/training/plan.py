@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -294,21 +293,6 @@ def load_start_networks(path: str | Path) -> dict[str, Any]:
     if d.get("G") is None and d.get("G_ema") is None:
         raise ValueError(f"--finetune {path}: {src} holds no generator weights")
     return {"config": d["config"], "G": d.get("G"), "G_ema": d.get("G_ema"), "D": d.get("D"), "source": src}
-
-
-def next_run_dir(out: Path, desc: str) -> Path:
-    """out/NNNNN-desc with the next free number (like the official trainer); nothing is created."""
-    out = Path(out)
-    ids = [int(m.group(1)) for p in out.iterdir() if (m := re.match(r"^(\d+)-", p.name))] if out.is_dir() else []
-    return out / f"{(max(ids) + 1 if ids else 0):05d}-{desc}"
-
-
-def new_run_dir(out: Path, desc: str) -> Path:
-    """Create out/NNNNN-desc with the next free number."""
-    Path(out).mkdir(parents=True, exist_ok=True)
-    run = next_run_dir(out, desc)
-    run.mkdir()
-    return run
 
 
 def _check_log(tcfg: TrainConfig) -> None:

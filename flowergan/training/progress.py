@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from flowergan.infra import atomic_write, make_grid, to_uint8
+from flowergan.networks.run_folder import LOG_FILE, SAMPLES_DIR
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def rewind_run(run_dir: Path, kimg: float) -> dict[str, int]:
     The resumed run writes them again (identically: resume is exact). Returns what was removed."""
     run_dir = Path(run_dir)
     removed = {"log_lines": 0, "grids": 0}
-    path = run_dir / "log.jsonl"
+    path = run_dir / LOG_FILE
     if path.is_file():
         kept = []
         for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
@@ -92,7 +93,7 @@ def rewind_run(run_dir: Path, kimg: float) -> dict[str, int]:
         if removed["log_lines"]:
             atomic_write(path, lambda tmp: Path(tmp).write_text("".join(line + "\n" for line in kept),
                                                                 encoding="utf-8"))
-    samples = run_dir / "samples"
+    samples = run_dir / SAMPLES_DIR
     if samples.is_dir():
         for p in samples.iterdir():
             m = GRID_NAME.match(p.name)

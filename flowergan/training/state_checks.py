@@ -5,7 +5,6 @@ skipped by `--resume` like a damaged file (checkpoint.verify_checkpoint calls th
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 
 from flowergan.config import ModelConfig
+from flowergan.networks.run_folder import checkpoint_nimg
 from flowergan.networks.store import ModelFileError
 
 CUDA_RNG_BYTES = 16  # torch's CUDA (Philox) generator state: seed and offset, 8 bytes each (checked live on CUDA)
@@ -37,10 +37,9 @@ def _finite_in(v: Any, lo: float | None, hi: float | None) -> bool:
 
 def check_counters(state: dict[str, Any], where: Path, ckpt_dir: Path) -> None:
     """cur_nimg matches the checkpoint's folder name (snapshot-<cur_nimg>); pl_mean and world_size plausible."""
-    m = re.fullmatch(r"snapshot-(\d+)", Path(ckpt_dir).name)
-    if m and int(m.group(1)) != state["cur_nimg"]:
-        raise _bad(where, f"'cur_nimg' is {state['cur_nimg']:,} but the checkpoint is named for "
-                          f"{int(m.group(1)):,} images")
+    named = checkpoint_nimg(ckpt_dir)
+    if named is not None and named != state["cur_nimg"]:
+        raise _bad(where, f"'cur_nimg' is {state['cur_nimg']:,} but the checkpoint is named for {named:,} images")
     if not _finite_in(state["pl_mean"], 0, None):
         raise _bad(where, f"'pl_mean' is {state['pl_mean']!r}, expected a finite number >= 0")
     ws = state.get("world_size", 1)

@@ -90,7 +90,7 @@ def test_trainer_resume_with_lazy_data_and_workers_is_exact(tmp_path):
     """A run reading lazily through 2 worker processes, split by a checkpoint taken while the next batch is
     already prepared, ends with the same weights as the straight run."""
     from flowergan.config import preset
-    from flowergan.networks.locate import list_checkpoints
+    from flowergan.networks.run_folder import list_checkpoints
     from flowergan.networks.store import load_model_dir
     from flowergan.training.config import TrainConfig
     from flowergan.training.loop import Trainer, train

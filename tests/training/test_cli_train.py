@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from testkit import dry_run_sections
 
 from flowergan.cli.main import cli
-from flowergan.networks.locate import list_checkpoints
+from flowergan.networks.run_folder import list_checkpoints
 
 
 @pytest.fixture(scope="module")

@@ -189,7 +189,7 @@ def test_resume_switches_between_fp32_and_bf16(one_run, tmp_path):
     its new checkpoint records it; --amp fp16 stays a conflict (it changes the model)."""
     import shutil
 
-    from flowergan.training.checkpoint import list_checkpoints
+    from flowergan.networks.run_folder import list_checkpoints
 
     run = tmp_path / "runs" / one_run.name
     shutil.copytree(one_run, run)

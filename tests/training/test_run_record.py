@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from flowergan.cli.main import cli
 from flowergan.config import ConfigError
-from flowergan.networks.locate import list_checkpoints
+from flowergan.networks.run_folder import list_checkpoints
 from flowergan.training import plan as planning
 from flowergan.training.run_record import RUN_RECORD_KEYS, RunRecord
 

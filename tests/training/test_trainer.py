@@ -8,7 +8,7 @@ import torch
 
 from flowergan.benchmarking.training import RandomImages, _CyclicSampler
 from flowergan.config import preset
-from flowergan.networks.locate import list_checkpoints
+from flowergan.networks.run_folder import list_checkpoints
 from flowergan.networks.store import load_model_dir
 from flowergan.training.config import TrainConfig
 from flowergan.training.loop import Trainer, TrainingDiverged, train
