@@ -17,6 +17,7 @@ import argparse
 import io
 import json
 import re
+import statistics
 import sys
 import tarfile
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 WINDOWS = ((0, 4), (4, 8), (8, 12), (12, 16))
 TRAIN_STAGES = ("train-auto128", "cap12", "train-lite128")
 _TICK = re.compile(r"^\[[^\]]*\+([0-9.]+)s\] official\| (tick .*)$")
+_PLUGIN = re.compile(r"^\[[^\]]*\+([0-9.]+)s\] official\| Setting up PyTorch plugin .*Done")
 _FIELD = re.compile(r"(?<![\w/])(tick|kimg|sec/kimg|gpumem|augment)\s+([0-9.]+)")
 
 
@@ -68,15 +70,18 @@ def ours(text: str, start: float | None) -> dict[str, Any]:
 def official(text: str) -> dict[str, Any]:
     """The official run's stamped log -> points [(kimg, seconds since launch)] and per-tick peaks (tick 0 apart:
     it holds the start-up)."""
-    ticks = []
+    ticks, plugins = [], None
     for line in text.splitlines():
+        p = _PLUGIN.match(line)
+        if p:
+            plugins = float(p.group(1))  # the last plugin built: its CUDA compilation is part of the launch
         m = _TICK.match(line)
         if m:
             f = {k: float(v) for k, v in _FIELD.findall(m.group(2))}
             ticks.append({**f, "t": float(m.group(1))})
     return {"points": [(t["kimg"], t["t"]) for t in ticks if "kimg" in t],
             "peaks": [t["gpumem"] for t in ticks if "gpumem" in t],
-            "kimg": max((t.get("kimg", 0.0) for t in ticks), default=0.0), "ticks": ticks,
+            "kimg": max((t.get("kimg", 0.0) for t in ticks), default=0.0), "ticks": ticks, "plugins_s": plugins,
             "tick_sec_per_kimg": [(t["kimg"], t["sec/kimg"]) for t in ticks if "sec/kimg" in t]}
 
 
@@ -98,7 +103,9 @@ def window(points: list[tuple[float, float]], a: float, b: float) -> float | Non
 def figures(run: dict[str, Any]) -> dict[str, Any]:
     pts = run["points"]
     p4 = at(pts, 4)
+    steady = [sec for k, sec in run["tick_sec_per_kimg"] if k > 4 + 1e-6]  # ticks ending past the first 4 kimg
     return {"windows": {f"{a}-{b}": window(pts, a, b) for a, b in WINDOWS},
+            "steady_sec_per_kimg": statistics.median(steady) if steady else None,
             "launch_to_4kimg_s": p4[1] if p4 else None, "kimg_reached": run["kimg"],
             "peak_first_tick_gb": run["peaks"][0] if run["peaks"] else None,
             "peak_after_first_tick_gb": max(run["peaks"][1:]) if len(run["peaks"]) > 1 else None}
@@ -123,7 +130,8 @@ def collect(out: Path) -> dict[str, Any]:
             res["runs"][name] = {**figures(run), "first_call_sec": run["first_call_sec"],
                                  "kimg_target": run["kimg_target"]}
     if "official.log" in files:
-        res["runs"]["official"] = figures(official(files["official.log"]))
+        run = official(files["official.log"])
+        res["runs"]["official"] = {**figures(run), "plugins_s": run["plugins_s"]}
     for name in ("tiny-imgs", "bench-profile"):
         rec = _bench(files, name)
         if rec is not None:
@@ -159,8 +167,11 @@ def markdown(res: dict[str, Any]) -> str:
             continue
         lines.append(f"| s/kimg, {key} kimg{' (launch included)' if a == 0 else ''} | {cell(off, key)} | "
                      f"{cell(us, key)} | {ratio(o, u)} |")
+    os_, us_ = (off or {}).get("steady_sec_per_kimg"), (us or {}).get("steady_sec_per_kimg")
+    lines.append(f"| s/kimg after 4 kimg, median of the ticks (the bar: <= 2.8) | {cell(off, 'steady_sec_per_kimg')} | "
+                 f"{cell(us, 'steady_sec_per_kimg')} | {ratio(os_, us_)} |")
     o4, u4 = (off or {}).get("launch_to_4kimg_s"), (us or {}).get("launch_to_4kimg_s")
-    lines.append(f"| launch to 4 kimg, s | {cell(off, 'launch_to_4kimg_s', '{:.1f}')} | "
+    lines.append(f"| launch to 4 kimg, s (the bar: <= 60) | {cell(off, 'launch_to_4kimg_s', '{:.1f}')} | "
                  f"{cell(us, 'launch_to_4kimg_s', '{:.1f}')} | {ratio(o4, u4)} |")
     for key, label in (("peak_first_tick_gb", "first tick"), ("peak_after_first_tick_gb", "largest after")):
         lines.append(f"| per-tick peak GPU memory, GB: {label} | {cell(off, key, none='-')} | "
@@ -169,6 +180,9 @@ def markdown(res: dict[str, Any]) -> str:
                  "| |")
     lines += ["", "Ticks: the official's are 4 kimg (tick 0: its first iteration, the start-up), ours 1 kimg "
               "(`--log-every 1`); both peaks are reset every tick.", ""]
+    if off and off.get("plugins_s") is not None:
+        lines.append(f"The official launch includes compiling its CUDA plugins: the last was ready "
+                     f"{off['plugins_s']:.1f} s after launch.")
     if us and us.get("first_call_sec"):
         lines.append("Start-up, each phase's first call (s): " + ", ".join(
             f"{k} {v:.1f}" for k, v in us["first_call_sec"].items()) + ".")

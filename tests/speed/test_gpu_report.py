@@ -31,6 +31,7 @@ def _ours(startup: float, sec_per_kimg: float, kimgs: list[float], peaks: list[f
 def _official(startup: float, secs: list[float], peaks: list[float]) -> str:
     """The official run's stamped log: tick 0 after start-up (its first batch), then a tick per 4 kimg."""
     lines = ["[10:00:01 +0.5s] official| Setting up PyTorch plugin \"bias_act_plugin\"... Done.",
+             "[10:00:21 +20.5s] official| Setting up PyTorch plugin \"upfirdn2d_plugin\"... Done.",
              f"[10:00:31 +{startup:.1f}s] official| tick 0     kimg 0.0      time 31s          sec/tick 2.1     "
              f"sec/kimg 65.6   maintenance 29.0   cpumem 3.20   gpumem {peaks[0]:.2f}   augment 0.000"]
     t = startup
@@ -90,9 +91,12 @@ def test_the_table_from_a_synthetic_out(tmp_path, packed):
     assert "Card: NVIDIA H200 (torch 2.11.0+cu130 cuda 13.0)" in md
     assert "| s/kimg, 4-8 kimg | 6.00 | 4.00 | 1.50x |" in md  # official / ours: above 1, we are faster
     assert "| s/kimg, 8-12 kimg | 6.50 | not reached | - |" in md
-    assert "| launch to 4 kimg, s | 53.0 | 56.0 | 0.95x |" in md
+    assert "| launch to 4 kimg, s (the bar: <= 60) | 53.0 | 56.0 | 0.95x |" in md
+    assert us["steady_sec_per_kimg"] == 4.0 and off["steady_sec_per_kimg"] == 6.25  # ticks past 4 kimg: 6.0, 6.5
+    assert "| s/kimg after 4 kimg, median of the ticks (the bar: <= 2.8) | 6.25 | 4.00 | 1.56x |" in md
     assert "| per-tick peak GPU memory, GB: largest after | 6.30 | 3.00 | |" in md
     assert "12 GiB cap (`--cuda-memory-gb 12`, 1 kimg): completed (exit 0, 40.0 s)." in md
+    assert off["plugins_s"] == 20.5 and "the last was ready 20.5 s after launch" in md
     assert "1234 img/s" in md and "Gmain 9.5, Dreg 20.2" in md
     assert "| train-lite128 | skipped: no time left | - | - |" in md
 
