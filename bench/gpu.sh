@@ -3,7 +3,7 @@
 # under its own time limit (shrunk or skipped when the total would pass TOTAL), every line a stage prints stamped
 # with the clock and the seconds since the stage began (a stage stopped at its limit shows where its time went).
 #   OUT=/tmp/gpu OFFICIAL=.gpu-carry/official bash bench/gpu.sh       # on a CUDA machine
-#   OUT=/tmp/gpu-smoke PYTHON=.venv/bin/python bash bench/gpu.sh --device cpu   # smoke mode: tiny sizes, ~5 min
+#   OUT=/tmp/gpu-smoke PYTHON=.venv/bin/python bash bench/gpu.sh --device cpu   # smoke mode: tiny sizes, 2-5 min
 # The official code (stage 3) travels in an ignored folder named in the device call's `carry` (the call sends the
 # checkout only). Make it once, from the repository root (MIRROR: the fetch tool's git directory for
 # github:NVlabs/stylegan2-ada-pytorch):
@@ -42,7 +42,7 @@ SUMMARY="$OUT/summary.jsonl"
 if [ "$DEV" = cpu ]; then  # smoke mode: tiny sizes, seconds per stage
   TOTAL=${TOTAL:-900}; PRE=(--preset tiny); PLITE=(--preset tiny); B=4; RES=32; COUNT=64
   TRAIN_SECS=20; LITE_SECS=15; LOGK=0.016; CAPK=0.032; REP="--repeats 1 --warmup 0"; TINY_REP="--repeats 1 --warmup 0"
-  LKIMG=0.032; LSNAP=0.016; LEARN_SECS=40
+  LKIMG=0.032; LSNAP=0.016; LEARN_SECS=90
   LSCALE=2  # limits doubled: a shared CPU starts Python and builds the networks slowly
 else
   TOTAL=${TOTAL:-480}; PRE=(); PLITE=(--preset lite-128); B=${BATCH:-32}; RES=128; COUNT=1000
