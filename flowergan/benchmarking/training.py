@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -115,7 +116,8 @@ def matmul_tflops(device: torch.device, dtype: torch.dtype, n: int | None = None
 
 def bench_train(cfg: ModelConfig, batch: int = 8, device: str = "cpu", repeats: int = 3, warmup: int = 1,
                 compile: bool = False, amp: str = "auto", aug_p: float = 0.2, flops: bool = True,
-                profile: bool = False, compile_mode: str = "default", sync_free: bool | None = None) -> dict[str, Any]:
+                profile: bool = False, compile_mode: str = "default", sync_free: bool | None = None,
+                progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Median seconds of each phase; sec/iteration = Gmain + Greg/4 + Dmain + Dreg/16.
 
     With `flops`: FLOPs per phase (one eager step each, counted by the dispatcher), amortised by the same
@@ -124,8 +126,12 @@ def bench_train(cfg: ModelConfig, batch: int = 8, device: str = "cpu", repeats: 
     With `profile`: operator calls per phase (views excluded), the most frequent operators, and the MiB autograd
     saves for backward per phase (unique storages, parameters excluded; device-independent). `amp`
     defaults to `flowergan train`'s default, so the figure is the step a user gets. `sync_free` True runs the
-    accelerator path (no host reads inside a step) on any device; None: the device's own path.
+    accelerator path (no host reads inside a step) on any device; None: the device's own path. `progress`
+    receives one line as each part ends (networks built, each phase's first call, each warm-up and repeat, the
+    counting and reference runs), so a run stopped at a time limit shows where its time went.
     """
+    say = progress or (lambda msg: None)
+    t_start = time.perf_counter()
     from flowergan.training.loop import Trainer
     from flowergan.training.plan import plan_training
 
@@ -140,6 +146,8 @@ def bench_train(cfg: ModelConfig, batch: int = 8, device: str = "cpu", repeats: 
                       sampler_cls=_CyclicSampler,
                       sync_free=sync_free)
     cfg, tcfg = trainer.model_cfg, trainer.cfg
+    say(f"networks, data and optimisers built: {time.perf_counter() - t_start:.2f} s (batch {batch}, amp "
+        f"{trainer.resolved.amp}, {len(data)} random images)")
     weights = {"Gmain": 1.0, "Greg": 1 / tcfg.pl_interval, "Dmain": 1.0, "Dreg": 1 / tcfg.r1_interval}
     per_phase: dict[str, float] = {}
     for name in weights:
@@ -150,8 +158,11 @@ def bench_train(cfg: ModelConfig, batch: int = 8, device: str = "cpu", repeats: 
             t0 = time.perf_counter()
             trainer.step(phases=[name])
             benchtools.sync(dev)
+            dt = time.perf_counter() - t0
+            kind = "first call" if i == 0 else ("warm-up" if i < warmup else "repeat")
+            say(f"{name} {kind} {i + 1}/{warmup + repeats}: {dt:.3f} s")
             if i >= warmup:
-                times.append(time.perf_counter() - t0)
+                times.append(dt)
         per_phase[name] = statistics.median(times)
     sec_iter = sum(per_phase[k] * w for k, w in weights.items())
     extra: dict[str, Any] = {"phase_sec": per_phase, "phase_weights": weights, "sec_per_kimg": sec_iter / batch * 1000,
@@ -160,8 +171,13 @@ def bench_train(cfg: ModelConfig, batch: int = 8, device: str = "cpu", repeats: 
                              "sync_free": trainer.sync_free}
     if dev.type == "cuda":
         extra["peak_gpu_mem_gb_timed"] = torch.cuda.max_memory_allocated(dev) / 2**30
+    say(f"timed: {sec_iter * 1000 / batch:.2f} s/kimg")
     if flops or profile:
-        counted = {k: _phase_counts(trainer, k) for k in weights}
+        counted = {}
+        for k in weights:
+            t0 = time.perf_counter()
+            counted[k] = _phase_counts(trainer, k)
+            say(f"{k} operators counted: {time.perf_counter() - t0:.2f} s")
         counts = {k: c for k, (c, _) in counted.items()}
         if profile:
             extra["phase_ops"] = {k: c.to_dict() for k, c in counts.items()}
@@ -173,14 +189,19 @@ def bench_train(cfg: ModelConfig, batch: int = 8, device: str = "cpu", repeats: 
             achieved = step_flops / sec_iter / 1e12
             mm_dtype = (torch.float16 if trainer.resolved.amp == "fp16" else torch.bfloat16) if dev.type == "cuda" \
                 else (torch.bfloat16 if trainer.resolved.amp == "bf16" else torch.float32)
+            t0 = time.perf_counter()
             mm = matmul_tflops(dev, mm_dtype)
+            say(f"matmul reference: {time.perf_counter() - t0:.2f} s")
             extra.update({"phase_tflop": {k: c.total_flops / 1e12 for k, c in counts.items()},
                           "tflop_per_kimg": step_flops / batch * 1000 / 1e12, "achieved_tflops": achieved,
                           "matmul_tflops": mm, "matmul_dtype": str(mm_dtype).replace("torch.", ""),
                           "fraction_of_matmul": achieved / mm,
                           "gflop_per_iter": step_flops / 1e9, "achieved_gflops": achieved * 1000})
             if dev.type == "cpu" and not compile:
+                t0 = time.perf_counter()
                 ref, _ = _conv_reference_gflops(trainer, repeats=repeats, dtype=mm_dtype)  # bf16 with amp bf16
+                say(f"conv2d reference: {time.perf_counter() - t0:.2f} s")
                 extra.update({"conv2d_ref_gflops": ref, "conv2d_ref_dtype": extra["matmul_dtype"],
                               "fraction_of_conv2d": achieved * 1000 / ref})
+    say(f"done: {time.perf_counter() - t_start:.2f} s in all")
     return benchtools.record("train", images=batch, seconds=sec_iter, device=dev, config=cfg.to_dict(), **extra)

@@ -71,6 +71,18 @@ def bench(what: str, batch: int, device: str, repeats: int, warmup: int, threads
         click.echo(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25), err=True)
 
 
+def _progress_printer():
+    """A progress callback: each line to stderr at once, with the wall clock and the seconds since the start."""
+    import time
+
+    t0 = time.perf_counter()
+
+    def say(msg: str) -> None:
+        click.echo(f"[{time.strftime('%H:%M:%S')} +{time.perf_counter() - t0:.1f}s] bench: {msg}", err=True)
+
+    return say
+
+
 def _profiler(enabled: bool):
     import contextlib
 
@@ -95,7 +107,8 @@ def _run(what, cfg, *, batch, device, repeats, warmup, compile_, amp, aug_p, num
         from flowergan.benchmarking.training import bench_train
 
         return [bench_train(cfg, batch=batch, device=device, repeats=repeats, warmup=warmup, compile=compile_,
-                            amp=amp, aug_p=aug_p, profile=profile, compile_mode=compile_mode, sync_free=sync_free)]
+                            amp=amp, aug_p=aug_p, profile=profile, compile_mode=compile_mode, sync_free=sync_free,
+                            progress=_progress_printer())]
     if what == "augment":
         from flowergan.benchmarking.augment import bench_augment
 

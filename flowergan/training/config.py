@@ -104,6 +104,10 @@ class TrainConfig:
                           "a quarter of the free RAM, else lazy), memory, mmap (a decoded .npy on disk) or lazy "
                           "(decode from the zip or folder per batch, bounded memory).",
                           choices=("auto", "memory", "mmap", "lazy"), group="Performance")
+    cuda_memory_gb: float = opt(0.0, "Cap this process's CUDA memory at N GiB "
+                                "(torch.cuda.set_per_process_memory_fraction), e.g. 12 to check that a run fits a "
+                                "12 GB card: it fails with CUDA out of memory where it would not; 0: no cap. No "
+                                "effect on the CPU.", group="Performance")
     data_workers: int = opt(-1, "Background processes decoding batches; -1: auto (0 when cached, else up to 4).",
                             group="Performance")
 
@@ -159,7 +163,7 @@ class TrainConfig:
                 raise ConfigError(f"{_flag(f.name)} {v!r}: choose one of {', '.join(choices)}")
         for name in ("kimg", "snap", "lr", "ema_kimg", "ada_kimg"):
             finite(name, positive=True)
-        for name in ("gamma", "pl_weight", "ema_rampup", "eps", "log_every"):
+        for name in ("gamma", "pl_weight", "ema_rampup", "eps", "log_every", "cuda_memory_gb"):
             finite(name, nonneg=True)
         for name in ("p", "target", "style_mixing"):
             finite(name)

@@ -41,6 +41,24 @@ class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the run stopped and the last good checkpoint is kept."""
 
 
+def cap_cuda_memory(gb: float, device: torch.device) -> float | None:
+    """Cap this process's CUDA memory at `gb` GiB (TrainConfig.cuda_memory_gb; 0: no cap): the caching allocator
+    then fails with out-of-memory where a card of that size would. Returns the fraction of the card set, or None
+    (no cap, or not CUDA: a note is logged)."""
+    if gb <= 0:
+        return None
+    if device.type != "cuda":
+        log.info("--cuda-memory-gb %g: no effect on %s (CUDA only)", gb, device)
+        return None
+    total = torch.cuda.get_device_properties(device).total_memory  # bytes
+    fraction = min(gb * 2**30 / total, 1.0)
+    if fraction >= 1.0:
+        log.warning("--cuda-memory-gb %g: the card has only %.1f GiB; no cap", gb, total / 2**30)
+    torch.cuda.set_per_process_memory_fraction(fraction, device)
+    log.info("CUDA memory capped at %.2f GiB (%.3f of %.1f GiB)", fraction * total / 2**30, fraction, total / 2**30)
+    return fraction
+
+
 def images_to_float(x: torch.Tensor) -> torch.Tensor:
     """uint8 [N, C, H, W] -> float32 in [-1, 1]."""
     return x.to(torch.float32) / 127.5 - 1
@@ -70,6 +88,7 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
             torch.backends.cudnn.benchmark = True
+        cap_cuda_memory(cfg.cuda_memory_gb, device)
 
         # Networks: identical on every rank (same seed), then rank 0's copy is broadcast anyway.
         G, D = build_networks(model_cfg, seed=cfg.seed)
@@ -139,6 +158,7 @@ class Trainer:
         self.batch_idx = 0
         self.best: dict[str, Any] = {}
         self.stats = StatsAccumulator()
+        self.first_call_sec: dict[str, float] = {}  # phase -> seconds of its first call (start-up cost), synced
         torch.manual_seed(cfg.seed * info.world_size + info.rank)
         if plan.resume is not None:
             self._resume(Path(plan.resume))
@@ -203,6 +223,10 @@ class Trainer:
                 continue
             if not self.loss.has_work(phase.name):  # e.g. Greg with pl_weight 0: no loss, no optimiser step
                 continue
+            first = phase.name not in self.first_call_sec
+            if first:  # once per phase: where start-up time goes (cuDNN autotuning, allocator growth, compiling)
+                _sync(self.device)
+                t_first = time.perf_counter()
             opt = self.opts[phase.module]
             opt.zero_grad(set_to_none=True)
             net = self._set_trainable(phase.module)
@@ -219,6 +243,10 @@ class Trainer:
             reduce_and_scrub_grads(list(net.parameters()), self.info, sync_free=self.sync_free)  # one flat scrub
             opt.step()
             all_stats.update(stats)
+            if first:
+                _sync(self.device)
+                self.first_call_sec[phase.name] = time.perf_counter() - t_first
+                log.info("first %s call: %.2f s", phase.name, self.first_call_sec[phase.name])
         update_ema(self.G_ema, self.G, ema_beta(cfg.batch, cfg.ema_kimg, self.cur_nimg, cfg.ema_rampup or None))
         self.cur_nimg += cfg.batch
         self.batch_idx += 1
@@ -321,6 +349,11 @@ class Trainer:
         return scalars(res)
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def _np_rng_state(rng: np.random.RandomState) -> list:
     name, keys, pos, has_gauss, cached = rng.get_state()
     return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
@@ -360,6 +393,7 @@ def train(trainer: Trainer, *, progress: bool = True) -> dict[str, Any]:
     t_tick, n_tick = time.perf_counter(), trainer.cur_nimg
     last: dict[str, Any] = {}
     peak_run = 0.0  # GiB, the largest per-tick peak so far
+    first_logged: set[str] = set()  # phases whose first-call seconds are in the log
     try:
         while trainer.cur_nimg < total:
             prev = trainer.cur_nimg
@@ -377,7 +411,11 @@ def train(trainer: Trainer, *, progress: bool = True) -> dict[str, Any]:
                 imgs = trainer.cur_nimg - n_tick
                 rec = {"kimg": trainer.cur_nimg / 1000, "batch_idx": trainer.batch_idx,
                        "Timing/sec_per_kimg": dt / max(imgs, 1) * 1000, "Timing/img_per_s": imgs / max(dt, 1e-9),
-                       **means}
+                       "Timing/unix_time": time.time(), **means}  # wall clock: launch-to-N-kimg from outside
+                for k, v in trainer.first_call_sec.items():  # the start-up breakdown: each phase once
+                    if k not in first_logged:
+                        rec[f"Timing/first_call_sec/{k}"] = v
+                        first_logged.add(k)
                 if trainer.ada is not None and trainer.ada.last_rt is not None:
                     rec["Progress/rt"] = trainer.ada.last_rt
                 if trainer.device.type == "cuda":  # this tick's peak (reset each tick, as the official logs it)

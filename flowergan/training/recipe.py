@@ -254,7 +254,7 @@ def resolve_validated(train: TrainConfig, model: ModelConfig | dict[str, Any], *
 
 # Options that may change on --resume: they do not alter the training trajectory.
 RESUME_MUTABLE = ("kimg", "snap", "keep", "metrics", "metrics_num", "log_every", "log", "data_cache",
-                  "data_workers")
+                  "data_workers", "cuda_memory_gb")
 # Precisions a resumed run may switch between: autocast only (weights, optimiser state and the model's fp16
 # fields are the same); the step's rounding changes, so the trajectory is not bit-identical to a run without
 # the switch. For a bf16 run resumed on a CPU without native bf16.
