@@ -69,7 +69,8 @@ def test_cuda_memory_cap_validation_and_cpu_note(caplog):
     with caplog.at_level(logging.INFO, logger="flowergan.training.loop"):
         assert cap_cuda_memory(12, torch.device("cpu")) is None
         assert cap_cuda_memory(0, torch.device("cpu")) is None
-    assert [m for m in caplog.messages if "cuda-memory-gb" in m] == ["--cuda-memory-gb 12: no effect on cpu (CUDA only)"]
+    notes = [m for m in caplog.messages if "cuda-memory-gb" in m]
+    assert notes == ["--cuda-memory-gb 12: no effect on cpu (CUDA only)"]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
