@@ -1,4 +1,5 @@
-"""Helpers shared by the use-area and web tests: a tiny random-weight model, the official uint8 conversion."""
+"""Helpers shared by the use-area and web tests: a tiny random-weight model, the official uint8 conversion, the CLI
+in-process, PNG reading."""
 
 from __future__ import annotations
 
@@ -69,3 +70,23 @@ def shown(v) -> str:
     if isinstance(v, (list, tuple)):
         return ", ".join(shown(x) for x in v) or "-"
     return str(v)
+
+
+def run_cli(args, ok: bool = True):
+    """`flowergan ARGS` in this process (click's runner, exceptions not caught); exit 0 checked unless `ok` is False."""
+    from click.testing import CliRunner
+
+    from flowergan.cli.main import cli
+
+    res = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    if ok:
+        assert res.exit_code == 0, res.output
+    return res
+
+
+def read_png(path) -> np.ndarray:
+    """An image file as uint8 RGB [H, W, 3]."""
+    import PIL.Image
+
+    with PIL.Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))

@@ -4,25 +4,11 @@ images), --size scaling, and the labeled mix / truncation / edit figures and wal
 from __future__ import annotations
 
 import numpy as np
-import PIL.Image
 import pytest
-from click.testing import CliRunner
+from testkit import read_png, run_cli
 
 import flowergan.inference as inference_mod
-from flowergan.cli.main import cli
 from flowergan.inference.figures import BG, MARK, labeled_grid, resize, resize_all
-
-
-def _run(args, ok=True):
-    res = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-    if ok:
-        assert res.exit_code == 0, res.output
-    return res
-
-
-def _png(path) -> np.ndarray:
-    with PIL.Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
 
 
 def _upscale(img: np.ndarray, k: int) -> np.ndarray:
@@ -104,9 +90,9 @@ def test_resize_nearest_is_pixel_repetition_and_lanczos_keeps_flat_images():
 
 # ---- the CLI figures ------------------------------------------------------------------------
 def test_mix_figure_is_labeled_and_holds_the_upscaled_images(tiny_dir, tmp_path, pipe):
-    _run(["mix", "--network", tiny_dir, "--rows", "1,2", "--cols", "3,4,5", "--styles", "fine",
+    run_cli(["mix", "--network", tiny_dir, "--rows", "1,2", "--cols", "3,4,5", "--styles", "fine",
           "--size", 64, "--resample", "nearest", "--out", tmp_path / "mix.png"])
-    fig = _png(tmp_path / "mix.png")
+    fig = read_png(tmp_path / "mix.png")
     r = pipe.mix([1, 2], [3, 4, 5], "fine")
     gap = max(2, 64 // 32)
     (y0, x0), = _find(fig, _upscale(r.row_images[0], 2))  # row seed 1: the left column, second row
@@ -120,9 +106,9 @@ def test_mix_figure_is_labeled_and_holds_the_upscaled_images(tiny_dir, tmp_path,
 
 
 def test_truncation_figure_default_size_and_marked_psi_1(tiny_dir, tmp_path, pipe):
-    _run(["truncation", "--network", tiny_dir, "--seeds", "1,2", "--psi", "0.5,1", "--resample", "nearest",
+    run_cli(["truncation", "--network", tiny_dir, "--seeds", "1,2", "--psi", "0.5,1", "--resample", "nearest",
           "--out", tmp_path / "t.png"])
-    fig = _png(tmp_path / "t.png")
+    fig = read_png(tmp_path / "t.png")
     k = 128 // pipe.resolution  # default: at least 128 px per image
     gap = max(2, 128 // 32)
     (y, x), = _find(fig, _upscale(pipe.generate([2], truncation_psi=0.5)[0], k))
@@ -134,10 +120,10 @@ def test_truncation_figure_default_size_and_marked_psi_1(tiny_dir, tmp_path, pip
 def test_edit_strip_labeled_with_unedited_column_marked(tiny_dir, tmp_path, pipe):
     d = pipe.directions(method="sefa", num=2, samples=100)
     d.save(tmp_path / "d.safetensors")
-    _run(["edit", "--network", tiny_dir, "--directions", tmp_path / "d.safetensors", "--seeds", "3",
+    run_cli(["edit", "--network", tiny_dir, "--directions", tmp_path / "d.safetensors", "--seeds", "3",
           "--strength", "-2,0,2", "--size", 64, "--resample", "nearest", "--out", tmp_path / "s.png",
           "--device", "cpu"])
-    fig = _png(tmp_path / "s.png")
+    fig = read_png(tmp_path / "s.png")
     (y, x), = _find(fig, _upscale(pipe.generate([3])[0], 2))  # strength 0: the unedited image
     gap = 2
     assert tuple(fig[y + 5, x - 1]) == MARK and tuple(fig[y + 5, x + 64]) == MARK
@@ -162,18 +148,18 @@ def frames_written(monkeypatch):
 
 
 def test_interpolate_is_at_least_256_px_by_default(tiny_dir, tmp_path, pipe, frames_written):
-    _run(["interpolate", "--network", tiny_dir, "--seeds", "1,2", "--frames", "2", "--resample", "nearest",
+    run_cli(["interpolate", "--network", tiny_dir, "--seeds", "1,2", "--frames", "2", "--resample", "nearest",
           "--out", tmp_path / "w.mp4"])
     frames = frames_written["frames"]
     assert len(frames) == 3 and frames[0].shape == (256, 256, 3)
     np.testing.assert_array_equal(frames[0], _upscale(pipe.generate([1])[0], 256 // pipe.resolution))
-    _run(["interpolate", "--network", tiny_dir, "--seeds", "1,2", "--frames", "2", "--size", 40,
+    run_cli(["interpolate", "--network", tiny_dir, "--seeds", "1,2", "--frames", "2", "--size", 40,
           "--out", tmp_path / "w.mp4"])
     assert frames_written["frames"][0].shape == (40, 40, 3)
 
 
 def test_walk_grid_tiles_one_looping_walk_per_cell(tiny_dir, tmp_path, pipe, frames_written):
-    res = _run(["interpolate", "--network", tiny_dir, "--seeds", "1,2,3,4,5,6,7,8", "--grid", "2x2",
+    res = run_cli(["interpolate", "--network", tiny_dir, "--seeds", "1,2,3,4,5,6,7,8", "--grid", "2x2",
                 "--frames", "3", "--size", 32, "--out", tmp_path / "g.mp4"])
     assert "2x2 grid" in res.output
     frames = frames_written["frames"]
@@ -194,14 +180,14 @@ def test_walk_grid_tiles_one_looping_walk_per_cell(tiny_dir, tmp_path, pipe, fra
     (["--seeds", "1,2", "--size", "4"], "--size"),
 ])
 def test_walk_grid_bad_input_is_one_line(tiny_dir, tmp_path, args, message):
-    res = _run(["interpolate", "--network", tiny_dir, *args, "--out", tmp_path / "g.mp4"], ok=False)
+    res = run_cli(["interpolate", "--network", tiny_dir, *args, "--out", tmp_path / "g.mp4"], ok=False)
     assert res.exit_code == 2 and message in res.output
     assert not (tmp_path / "g.mp4").exists()
 
 
 @pytest.mark.parametrize("cmd", [["mix", "--rows", "1", "--cols", "2"], ["truncation", "--seeds", "1"]])
 def test_plain_with_size_is_refused_before_work(tiny_dir, tmp_path, cmd):
-    res = _run([cmd[0], "--network", tiny_dir, *cmd[1:], "--plain", "--size", 64, "--out", tmp_path / "f.png"],
+    res = run_cli([cmd[0], "--network", tiny_dir, *cmd[1:], "--plain", "--size", 64, "--out", tmp_path / "f.png"],
                ok=False)
     assert res.exit_code == 2 and "leave out --size" in res.output and not (tmp_path / "f.png").exists()
 
@@ -209,7 +195,7 @@ def test_plain_with_size_is_refused_before_work(tiny_dir, tmp_path, cmd):
 def test_edit_video_frames_are_labeled_with_their_strength(tiny_dir, tmp_path, pipe, frames_written):
     d = pipe.directions(method="sefa", num=2, samples=100)
     d.save(tmp_path / "d.safetensors")
-    _run(["edit", "--network", tiny_dir, "--directions", tmp_path / "d.safetensors", "--seeds", "3,4",
+    run_cli(["edit", "--network", tiny_dir, "--directions", tmp_path / "d.safetensors", "--seeds", "3,4",
           "--strength", "-2,0,2", "--size", 64, "--resample", "nearest", "--out", tmp_path / "e.mp4",
           "--device", "cpu"])
     frames = frames_written["frames"]

@@ -1,5 +1,5 @@
 """Helpers for the hostile-input tests of models, files and runs: a memory-capped subprocess, fake official
-pickles built from plain objects."""
+pickles built from plain objects, a small finished run with two checkpoints."""
 
 from __future__ import annotations
 
@@ -68,3 +68,24 @@ def g_kwargs(**changes) -> dict:
         else:
             kw[k] = v
     return kw
+
+
+SMALL_RUN = ["--preset", "tiny", "--channel-base", "256", "--channel-max", "32", "--z-dim", "16", "--w-dim", "16",
+             "--batch", "4", "--no-progress"]
+
+
+def checkpointed_run(root: Path) -> Path:
+    """A finished ADA run (batch 4) under root/runs with checkpoints at 8 and 16 images, trained on 32 16x16 RGB
+    images (root/flowers16.zip)."""
+    from click.testing import CliRunner
+
+    from flowergan.cli.main import cli
+    from flowergan.data.synthetic import prepare_synthetic
+
+    data = root / "flowers16.zip"
+    prepare_synthetic(data, count=32, resolution=16, seed=0, progress=False, workers=1)
+    res = CliRunner().invoke(cli, ["train", "--data", str(data), "--out", str(root / "runs"), *SMALL_RUN,
+                                   "--kimg", "0.016", "--snap", "0.008"])
+    assert res.exit_code == 0, res.output
+    (run,) = (root / "runs").iterdir()
+    return run

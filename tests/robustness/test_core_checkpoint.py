@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from core_kit import checkpointed_run
 from safetensors.torch import load_file, save_file
 
 from flowergan.cli.main import cli
@@ -18,22 +19,11 @@ from flowergan.networks import build_networks
 from flowergan.networks.store import ModelFileError, load_model_dir, write_model_dir
 from flowergan.training.checkpoint import find_resume
 
-SMALL = ["--preset", "tiny", "--channel-base", "256", "--channel-max", "32", "--z-dim", "16", "--w-dim", "16",
-         "--batch", "4", "--no-progress"]
-
 
 @pytest.fixture(scope="module")
 def base_run(tmp_path_factory):
     """A finished run with checkpoints at 8 and 16 images."""
-    from flowergan.data.synthetic import prepare_synthetic
-
-    root = tmp_path_factory.mktemp("ckpt")
-    data = root / "flowers16.zip"
-    prepare_synthetic(data, count=32, resolution=16, seed=0, progress=False, workers=1)
-    res = CliRunner().invoke(cli, ["train", "--data", str(data), "--out", str(root / "runs"), *SMALL,
-                                   "--kimg", "0.016", "--snap", "0.008"])
-    assert res.exit_code == 0, res.output
-    (run,) = (root / "runs").iterdir()
+    run = checkpointed_run(tmp_path_factory.mktemp("ckpt"))
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["snapshot-0000000008", "snapshot-0000000016"]
     return run
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from core_kit import checkpointed_run
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
@@ -25,8 +26,6 @@ from flowergan.networks import build_networks
 from flowergan.networks.store import ModelFileError
 from flowergan.training.checkpoint import find_resume
 
-SMALL = ["--preset", "tiny", "--channel-base", "256", "--channel-max", "32", "--z-dim", "16", "--w-dim", "16",
-         "--batch", "4", "--no-progress"]
 S, ST, W, C = "train_state.json", "train_state.safetensors", "weights.safetensors", "config.json"
 NEWEST, PREVIOUS = "snapshot-0000000016", "snapshot-0000000008"
 
@@ -34,15 +33,7 @@ NEWEST, PREVIOUS = "snapshot-0000000016", "snapshot-0000000008"
 @pytest.fixture(scope="module")
 def base_run(tmp_path_factory):
     """A finished ADA run (batch 4) with checkpoints at 8 and 16 images, trained on 32 16x16 RGB images."""
-    from flowergan.data.synthetic import prepare_synthetic
-
-    root = tmp_path_factory.mktemp("numbers")
-    data = root / "flowers16.zip"
-    prepare_synthetic(data, count=32, resolution=16, seed=0, progress=False, workers=1)
-    res = CliRunner().invoke(cli, ["train", "--data", str(data), "--out", str(root / "runs"), *SMALL,
-                                   "--kimg", "0.016", "--snap", "0.008"])
-    assert res.exit_code == 0, res.output
-    (run,) = (root / "runs").iterdir()
+    run = checkpointed_run(tmp_path_factory.mktemp("numbers"))
     return run
 
 
