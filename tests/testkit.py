@@ -90,3 +90,15 @@ def read_png(path) -> np.ndarray:
 
     with PIL.Image.open(path) as im:
         return np.asarray(im.convert("RGB"))
+
+
+def open_explorer(browser, url: str, timeout_ms: float = 30000, accept_downloads: bool = False):
+    """A new page on the explorer at `url`, once its script says ready; -> (page, the page's errors so far and
+    later: uncaught exceptions and console errors)."""
+    page = browser.new_page(accept_downloads=accept_downloads)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(url, wait_until="domcontentloaded")
+    page.wait_for_function("() => document.body.dataset.ready === '1'", timeout=timeout_ms)
+    return page, errors

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 import pytest
-from testkit import make_tiny, one_thread
+from testkit import make_tiny, one_thread, open_explorer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "web"))
 from web_testkit import Running, launch_browser  # noqa: E402
@@ -66,15 +66,6 @@ def _set_range(page, sel: str, value: str) -> None:
     page.eval_on_selector(sel, "(el, v) => { el.value = v; el.dispatchEvent(new Event('input')); }", value)
 
 
-def _open(browser, url):
-    page = browser.new_page(accept_downloads=True)
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.goto(url, wait_until="domcontentloaded")
-    page.wait_for_function("() => document.body.dataset.ready === '1'", timeout=T)
-    return page, errors
-
 
 def _download(page, click_sel: str, tmp_path: Path) -> bytes:
     with page.expect_download(timeout=T) as info:
@@ -86,7 +77,7 @@ def _download(page, click_sel: str, tmp_path: Path) -> bytes:
 
 
 def test_sliders_psi_grid_walk_downloads_and_shared_url(server, browser, tmp_path):
-    page, errors = _open(browser, server.url)
+    page, errors = open_explorer(browser, server.url, T, accept_downloads=True)
     try:
         # a saved set is selected, with one slider per direction; moving one changes the image
         assert page.locator("#sliders input[type=range]").count() == 4
@@ -156,7 +147,7 @@ def test_sliders_psi_grid_walk_downloads_and_shared_url(server, browser, tmp_pat
     finally:
         page.close()
 
-    page2, errors2 = _open(browser, url)
+    page2, errors2 = open_explorer(browser, url, T, accept_downloads=True)
     try:
         assert page2.input_value("#seed") == "7" and page2.input_value("#psi") == "0.5"
         assert page2.input_value("#cutoff") == "3" and page2.input_value("#walk-seeds") == "3,4,5"
@@ -173,7 +164,7 @@ def test_sliders_psi_grid_walk_downloads_and_shared_url(server, browser, tmp_pat
 def test_upload_projects_with_progress_then_edits(server, browser, tmp_path):
     photo = tmp_path / "photo.png"
     PIL.Image.fromarray(np.random.RandomState(1).randint(0, 255, (48, 64, 3), dtype=np.uint8)).save(photo)
-    page, errors = _open(browser, server.url)
+    page, errors = open_explorer(browser, server.url, T, accept_downloads=True)
     try:
         page.set_input_files("#proj-file", str(photo))
         page.fill("#proj-steps", "12")
@@ -199,7 +190,7 @@ def test_class_names_label_the_classes(browser):
     pipe.class_names = ["daisy", "rose", "lily"]
     srv = _start(pipe)
     try:
-        page, errors = _open(browser, srv.url + "#class=2")
+        page, errors = open_explorer(browser, srv.url + "#class=2", T, accept_downloads=True)
         try:
             assert page.is_visible("#class-label")
             assert page.eval_on_selector_all("#class option", "els => els.map(e => e.textContent)") == \

@@ -11,6 +11,7 @@ import threading
 import numpy as np
 import PIL.Image
 import pytest
+from testkit import open_explorer
 from web_testkit import Running, launch_browser, tiny_pipeline
 
 pytestmark = pytest.mark.browser
@@ -48,15 +49,6 @@ def server(gate):
     running.stop()
 
 
-def _open(browser, url):
-    page = browser.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.goto(url, wait_until="domcontentloaded")
-    page.wait_for_function("() => document.body.dataset.ready === '1'", timeout=T)
-    return page, errors
-
 
 def _src(page, sel: str) -> str:
     return page.eval_on_selector(sel, "el => el.getAttribute('src') || ''")
@@ -71,7 +63,7 @@ def _panel_errors(page) -> dict[str, str]:
 
 
 def test_every_panel_renders_on_first_load(server, browser):
-    page, errors = _open(browser, server.url)
+    page, errors = open_explorer(browser, server.url, T)
     try:
         for sel in RENDERED:
             assert _src(page, sel).startswith("data:image/png"), sel
@@ -95,7 +87,7 @@ def test_every_panel_renders_on_first_load(server, browser):
 
 
 def test_errors_are_shown_in_words_in_their_panel(server, browser):
-    page, errors = _open(browser, server.url)
+    page, errors = open_explorer(browser, server.url, T)
     try:
         assert page.inner_text("#mix-caption") and page.inner_text("#walk-caption")
         # a bad seed in the mixing panel: the message there, its caption cleared, the others untouched
@@ -130,7 +122,7 @@ def test_errors_are_shown_in_words_in_their_panel(server, browser):
 
 
 def test_projection_shows_progress_and_does_not_block_the_other_panels(server, browser, gate, tmp_path):
-    page, errors = _open(browser, server.url)
+    page, errors = open_explorer(browser, server.url, T)
     try:
         photo = tmp_path / "photo.png"
         rng = np.random.default_rng(0)
