@@ -62,8 +62,9 @@ SKIPS = {
     "tensorboard --logdir": "the TensorBoard server runs until Ctrl-C (the event files are checked in "
                             "tests/ecosystem/test_eco_loggers.py)",
     "flowergan train --data data/my-flowers-1024.zip --finetune network-snapshot-025000.pkl":
-        "an official StyleGAN2-ADA pickle (NVIDIA's download; tests/compat reads a synthetic one)",
-    "torchrun": "several processes or machines (tests/training covers gloo on the CPU)",
+        "an official StyleGAN2-ADA pickle (NVIDIA's download; tests/training/test_cli_train.py fine-tunes from a "
+        "small one)",
+    "torchrun": "several processes or machines (tests/training/test_distributed.py runs gloo on the CPU)",
     "flowergan train --data data/oxford-128.zip": "trains on the Oxford download (GPU-sized runs)",
 }
 
@@ -204,6 +205,7 @@ def test_the_docs_run_as_written(tmp_path, monkeypatch):
             assert "Traceback" not in tail, f"{doc}:{no}: `{run}` printed a traceback:\n{tail}"
             ran.append((time.perf_counter() - t0, f"{doc}:{no}: {run[:70]}"))
     slowest = "\n".join(f"{t:6.1f} s  {c}" for t, c in sorted(ran, reverse=True)[:8])
-    print(f"ran {len(ran)} commands in {sum(t for t, _ in ran):.0f} s; slowest:\n{slowest}\nskipped:\n"
+    per_doc = ", ".join(f"{d} {sum(t for t, c in ran if c.startswith(d + ':')):.0f} s" for d, _ in DOCS)
+    print(f"ran {len(ran)} commands in {sum(t for t, _ in ran):.0f} s ({per_doc}); slowest:\n{slowest}\nskipped:\n"
           + "\n".join(skipped))
     assert len(ran) >= 25
