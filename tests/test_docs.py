@@ -37,6 +37,9 @@ DOCS = [
 # Sizes made tiny: (command it applies to or None for any, option pattern, replacement). Nothing else changes.
 SIZES = [
     (None, r"--count \d+", "--count 32"),          # dataset images
+    # the 512-channel model of use.md's rosinality example: one step of 4 images (at its default batch of 32, an fp32
+    # step with R1 and path length takes ~30 s on 2 cores)
+    ("train", r"--channel-max 512 --kimg [\d.]+", "--channel-max 512 --kimg 0.004 --batch 4"),
     ("train", r"--kimg 40\b", "--kimg 0.2"),        # training.md's resume that extends its 20-kimg run: still twice
     ("train", r"--kimg (?!0\.)[\d.]+", "--kimg 0.1"),  # training length (a fraction below 1 is already tiny)
     ("train", r"--metrics-num \d+", "--metrics-num 16"),   # generated images of a metric during training
@@ -138,6 +141,9 @@ def test_commands_are_found_and_rewritten():
     assert _commands(text, "## Quick tour") == [(9, "flowergan train --kimg 20 --count 2000")]
     assert tiny("flowergan train --data d.zip --kimg 20 --seeds 0-63") == \
         "flowergan train --data d.zip --kimg 0.1 --seeds 0-7"
+    assert tiny("flowergan train --preset tiny --channel-max 512 --kimg 20") == \
+        "flowergan train --preset tiny --channel-max 512 --kimg 0.004 --batch 4"
+    assert tiny("flowergan train --kimg 0.5") == "flowergan train --kimg 0.5"
     assert tiny("flowergan x --kimg 20 --seeds 0-3 --count 2000") == "flowergan x --kimg 20 --seeds 0-3 --count 32"
     assert skip_reason("pip install -e '.[export]'") and skip_reason("flowergan train --kimg 1") is None
 
