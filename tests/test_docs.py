@@ -1,5 +1,6 @@
-"""The docs cannot drift: every ```bash command of README.md's quick tour and of the user docs runs, as written, in
-one temporary folder, in the docs' order (each doc may use what an earlier one made, as a reader would).
+"""The docs cannot drift: every ```bash command of README.md's quick tour and model sizes and of the user docs runs,
+as written, in one temporary folder, in the docs' order (each doc may use what an earlier one made, as a reader
+would); a parameter count a command's comment quotes (`# G_params N`) must be what it prints.
 
 Only sizes are made tiny, through SIZES below (e.g. `--kimg 20` -> `--kimg 0.1`); a command is skipped only when it
 is listed in SKIPS with the reason. `flowergan` and `python` are this checkout and this interpreter (`flowergan`
@@ -24,10 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 # (file, the heading whose ```bash blocks are run, or None for every block of the file), in reading order.
 # docs/training.md comes last: it makes its own runs (runs/first, runs/logged) and 128-px dataset, and fine-tunes on
 # data it makes; only its GPU/torchrun, Oxford download, TensorBoard server and official-pickle lines are skipped.
-# Not covered: docs/robustness.md (probe scripts against an old commit) and docs/BENCHMARKS.md (benchmarks: long
-# runs by design).
+# Not covered: README.md's two setup commands (the demo and this suite), its import block (an official pickle),
+# docs/robustness.md (probe scripts against an old commit) and docs/BENCHMARKS.md (benchmarks: long runs by design).
 DOCS = [
     ("README.md", "## Quick tour"),
+    ("README.md", "## Models and sizes"),
     ("docs/data.md", None),
     ("docs/use.md", None),
     ("docs/metrics.md", None),
@@ -149,7 +151,7 @@ def test_commands_are_found_and_rewritten():
 
 
 def test_every_doc_has_commands_and_skips_are_few():
-    found = {f: _commands((ROOT / f).read_text(), h) for f, h in DOCS}
+    found = {(f, h): _commands((ROOT / f).read_text(), h) for f, h in DOCS}
     assert all(found.values()), found
     every = [c for cmds in found.values() for _, c in cmds]
     skipped = [c for c in every if skip_reason(c)]
@@ -209,9 +211,12 @@ def test_the_docs_run_as_written(tmp_path, monkeypatch):
             tail = out[-3000:]
             assert rc == 0, f"{doc}:{no}: `{run}` exited {rc}:\n{tail}"
             assert "Traceback" not in tail, f"{doc}:{no}: `{run}` printed a traceback:\n{tail}"
+            for count in re.findall(r"# .*\bG_params (\d+)", cmd):  # a parameter count the doc quotes
+                assert f'"G_params": {count}' in out, f"{doc}:{no}: `{run}` does not print G_params {count}"
             ran.append((time.perf_counter() - t0, f"{doc}:{no}: {run[:70]}"))
     slowest = "\n".join(f"{t:6.1f} s  {c}" for t, c in sorted(ran, reverse=True)[:8])
-    per_doc = ", ".join(f"{d} {sum(t for t, c in ran if c.startswith(d + ':')):.0f} s" for d, _ in DOCS)
+    files = dict.fromkeys(f for f, _ in DOCS)
+    per_doc = ", ".join(f"{d} {sum(t for t, c in ran if c.startswith(d + ':')):.0f} s" for d in files)
     print(f"ran {len(ran)} commands in {sum(t for t, _ in ran):.0f} s ({per_doc}); slowest:\n{slowest}\nskipped:\n"
           + "\n".join(skipped))
     assert len(ran) >= 25
