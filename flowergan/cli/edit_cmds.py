@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from flowergan import bounds
+from flowergan.cli.shared_options import network_options, truncation_cutoff_option
 from flowergan.cli.use_cmds import (
     _check_figure_memory,
     _image_bytes,
@@ -15,7 +16,6 @@ from flowergan.cli.use_cmds import (
     check_plain,
     figure_options,
     figure_size,
-    network_options,
     style_options,
 )
 
@@ -102,8 +102,7 @@ def directions(network, device, method, layers, num, samples, seed, out, overwri
 @click.option("--strength", default="-3:3:7", show_default=True,
               help="Strengths in std units: 'start:stop:count' or a list '-2,0,2'.")
 @style_options
-@click.option("--truncation-cutoff", type=click.IntRange(min=0), default=None,
-              help="Truncate only the first N ws (default: all).")
+@truncation_cutoff_option
 @click.option("--fps", type=float, default=15.0, show_default=True, help="Frames per second of a video.")
 @figure_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False),

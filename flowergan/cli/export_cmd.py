@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 
 from flowergan import bounds
-from flowergan.cli.checks import network_path, say_loaded
+from flowergan.cli.checks import say_loaded
 from flowergan.cli.errors import debug_enabled
+from flowergan.cli.shared_options import network_option, truncation_cutoff_option
 from flowergan.export.graph import EXPORT_NOISE_MODES, WHATS
 from flowergan.export.writers import FORMATS, SUFFIXES
 
@@ -63,8 +64,7 @@ def _check_space(path: Path, nbytes: int) -> None:
 
 
 @click.command()
-@click.option("--network", required=True, type=click.Path(), callback=network_path,
-              help="Model folder, run folder (latest checkpoint) or official .pkl.")
+@network_option()
 @click.option("--format", "fmt", required=True, type=click.Choice(FORMATS),
               help="onnx (runs in onnxruntime), torchscript (torch.jit.load), exported-program (torch.export.load) or "
                    "rosinality (a stylegan2-pytorch checkpoint for pSp, e4e, GANSpace...: docs/use.md).")
@@ -76,8 +76,7 @@ def _check_space(path: Path, nbytes: int) -> None:
               help="Batch size fixed in the file, or 'dynamic' (any batch from 1 to 4096).")
 @click.option("--truncation-psi", type=float, default=1.0, show_default=True,
               help="Truncation towards w_avg, fixed in the file (generator / mapping); a finite number in [-2, 2].")
-@click.option("--truncation-cutoff", type=click.IntRange(min=0), default=None,
-              help="Truncate only the first N ws (default: all).")
+@truncation_cutoff_option
 @click.option("--noise-mode", type=click.Choice(EXPORT_NOISE_MODES), default="const", show_default=True,
               help="const: the model's stored noise, a constant of the graph; none: no noise.")
 @click.option("--no-verify", is_flag=True, help="Skip running the written file against PyTorch.")

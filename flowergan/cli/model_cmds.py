@@ -6,14 +6,15 @@ import json
 
 import click
 
-from flowergan.cli.checks import network_path, say_loaded
+from flowergan.cli.checks import say_loaded
 from flowergan.cli.model_flags import model_options, pop_model_config
+from flowergan.cli.shared_options import network_option
 
 
 @click.command()
 @model_options()
-@click.option("--network", type=click.Path(), callback=network_path, default=None,
-              help="Describe an existing model (folder, run folder or official .pkl) instead of a preset.")
+@network_option(required=False, help="Describe an existing model (folder, run folder or official .pkl) instead of "
+                                      "a preset.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def info(as_json: bool, network: str | None, **kwargs) -> None:
     """Parameter counts and output shapes of a model configuration.

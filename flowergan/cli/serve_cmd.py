@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import click
 
-from flowergan.cli.checks import network_path
+from flowergan.cli.shared_options import device_option, network_option
 
 
 @click.command()
-@click.option("--network", required=True, type=click.Path(), callback=network_path,
-              help="Model folder, training run folder (latest checkpoint) or official .pkl.")
+@network_option()
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to bind. Anything but loopback exposes the model to your network (no authentication).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0 = any free port.")
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA if available), cpu, cuda…")
+@device_option
 @click.option("--queue-size", type=click.IntRange(min=1), default=4, show_default=True,
               help="Generation requests that may wait; more get 503.")
 @click.option("--timeout", type=click.FloatRange(min=1, max=3600), default=60.0, show_default=True,

@@ -9,10 +9,9 @@ from pathlib import Path
 import click
 
 from flowergan import bounds
-from flowergan.cli.checks import count, finite, load_pipeline, network_path
-from flowergan.config import NOISE_MODES
+from flowergan.cli.checks import count, finite, load_pipeline
+from flowergan.cli.shared_options import class_option, network_options, noise_mode_option
 
-NOISE_CHOICES = NOISE_MODES
 PSI_RANGE = bounds.PSI_RANGE  # truncation psi accepted from outside (the web API uses the same)
 
 
@@ -34,27 +33,13 @@ def _image_bytes(pipe, n: int) -> int:
     return n * pipe.resolution * pipe.resolution * pipe.img_channels
 
 
-def network_options(fn):
-    """--network and --device."""
-
-    @click.option("--network", required=True, type=click.Path(), callback=network_path,
-                  help="Model folder, training run folder (latest checkpoint) or official .pkl.")
-    @click.option("--device", default="auto", show_default=True, help="auto (CUDA if available), cpu, cuda, cuda:1…")
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        return fn(*args, **kwargs)
-
-    return wrapper
-
-
 def style_options(fn):
     """--trunc, --class and --noise-mode."""
 
     @click.option("--trunc", "truncation_psi", type=float, default=1.0, show_default=True,
                   callback=finite(*PSI_RANGE), help="Truncation psi: 1 = none, 0 = the average image (-1 to 2).")
-    @click.option("--class", "class_idx", type=int, default=None, help="Class index (conditional models only).")
-    @click.option("--noise-mode", type=click.Choice(NOISE_CHOICES), default="const", show_default=True,
-                  help="Per-pixel noise: the model's fixed maps, random (seeded per image), or none.")
+    @class_option
+    @noise_mode_option
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         return fn(*args, **kwargs)
@@ -251,8 +236,8 @@ def mix_figure(r, num_ws: int, size: int, resample: str = "lanczos"):
 @network_options
 @click.option("--seeds", required=True, help="Seeds (rows), e.g. 1,2,3.")
 @click.option("--psi", "psis", default="1,0.7,0.5,0", show_default=True, help="Truncation values (columns).")
-@click.option("--class", "class_idx", type=int, default=None, help="Class index (conditional models only).")
-@click.option("--noise-mode", type=click.Choice(NOISE_CHOICES), default="const", show_default=True)
+@class_option
+@noise_mode_option
 @figure_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Figure file (.png).")
 def truncation(network, device, seeds, psis, class_idx, noise_mode, size, resample, plain, out):
@@ -399,7 +384,7 @@ def _sha256_option(ctx: click.Context, param: click.Parameter, value):
               help="Random seed of the optimisation.")
 @click.option("--lr", type=float, default=0.1, show_default=True, callback=finite(0, 10, positive=True),
               help="Initial (peak) learning rate.")
-@click.option("--class", "class_idx", type=int, default=None, help="Class index (conditional models only).")
+@class_option
 @click.option("--vgg16", default=None, metavar="download|none|PATH",
               help="LPIPS network: 'download' (NVlabs vgg16.pt into the cache), a local TorchScript file, or 'none' "
                    "for the fallback pixel loss. Default: $FLOWERGAN_VGG16 or the cache, else the fallback.")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 import types
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from metrics_testkit import ReplayG, constant_images, save_fake_pool3, use_reader, write_folder
 
@@ -79,16 +79,19 @@ def test_metrics_cli_prints_one_json_line_per_metric(setup, monkeypatch):
 
     def load(path, device="cpu"):
         loaded.append((path, device))
-        return types.SimpleNamespace(G=ReplayG(constant_images(COLORS + SHIFT)))
+        return types.SimpleNamespace(G=ReplayG(constant_images(COLORS + SHIFT)), source=path,
+                                     device=torch.device(device))
 
-    monkeypatch.setitem(sys.modules, "flowergan.inference.api", types.SimpleNamespace(load=load))
-    res = CliRunner().invoke(cli, ["metrics", "--network", "net.pt", "--data", str(a), "--metrics", "fid,kid",
+    monkeypatch.setattr("flowergan.inference.load", load)
+    net = tmp_path / "net.pt"
+    net.touch()  # --network must exist before anything is loaded
+    res = CliRunner().invoke(cli, ["metrics", "--network", str(net), "--data", str(a), "--metrics", "fid,kid",
                                    "--num", "10", "--detector", str(det), "--device", "cpu"])
     assert res.exit_code == 0, res.output
     recs = [json.loads(line) for line in res.stdout.strip().splitlines()]
-    assert [r["metric"] for r in recs] == ["fid", "kid"] and loaded == [("net.pt", "cpu")]
+    assert [r["metric"] for r in recs] == ["fid", "kid"] and loaded == [(str(net), "cpu")]
     assert recs[0]["value"] == pytest.approx(float(np.sum((SHIFT / 128.0) ** 2)), rel=1e-4)
     assert recs[0]["num_gen"] == 10 and recs[0]["num_real"] == 10 and recs[0]["detector"] == "fake-pool3"
-    res = CliRunner().invoke(cli, ["metrics", "--network", "net.pt", "--data", str(a), "--metrics", "pr",
+    res = CliRunner().invoke(cli, ["metrics", "--network", str(net), "--data", str(a), "--metrics", "pr",
                                    "--num", "10", "--device", "cpu"])
     assert res.exit_code != 0 and "vgg16.pt" in res.output and "Traceback" not in res.output
