@@ -241,16 +241,29 @@ ALLOWED: dict[tuple[str, str], Any] = {
 }
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """Resolves only the globals in ALLOWED (to our safe stand-ins); anything else raises."""
+class AllowListUnpickler(pickle.Unpickler):
+    """Resolves only the globals in `allowed` (to safe stand-ins); any other raises `refusal(module, name)`."""
+
+    allowed: dict[tuple[str, str], Any] = {}
+
+    def refusal(self, module: str, name: str) -> str:
+        raise NotImplementedError
 
     def find_class(self, module: str, name: str):
-        target = ALLOWED.get((module, name))
+        target = self.allowed.get((module, name))
         if target is None:
-            raise RefusedPickleError(
-                f"refused to load global '{module}.{name}': it is not on flowergan's allow-list of "
-                f"official-snapshot types ({', '.join(f'{m}.{n}' for m, n in ALLOWED)}). Nothing was executed.")
+            raise RefusedPickleError(self.refusal(module, name))
         return target
+
+
+class RestrictedUnpickler(AllowListUnpickler):
+    """Official snapshots: the globals in ALLOWED, no persistent ids."""
+
+    allowed = ALLOWED
+
+    def refusal(self, module: str, name: str) -> str:
+        return (f"refused to load global '{module}.{name}': it is not on flowergan's allow-list of official-snapshot "
+                f"types ({', '.join(f'{m}.{n}' for m, n in ALLOWED)}). Nothing was executed.")
 
     def persistent_load(self, pid):
         raise RefusedPickleError(f"refused persistent id {pid!r}: official snapshots do not use them")

@@ -18,6 +18,7 @@ import torch
 from flowergan.compat.official import (
     DEFAULT_MAX_MB,
     MAX_BYTES_ENV,
+    AllowListUnpickler,
     RefusedPickleError,
     _env_limit,
     _rebuild_parameter,
@@ -69,21 +70,19 @@ def _typed(t: torch.Tensor) -> torch.storage.TypedStorage:
         return torch.storage.TypedStorage(wrap_storage=t.untyped_storage(), dtype=t.dtype, _internal=True)
 
 
-class _Unpickler(pickle.Unpickler):
+class _Unpickler(AllowListUnpickler):
     """Resolves only the globals in _ALLOWED; storages come from `read_storage(key, dtype, numel)`."""
+
+    allowed = _ALLOWED
 
     def __init__(self, f, where: str, read_storage):
         super().__init__(f)
         self.where, self.read_storage = where, read_storage
         self.storages: dict[str, torch.storage.TypedStorage] = {}
 
-    def find_class(self, module: str, name: str):
-        target = _ALLOWED.get((module, name))
-        if target is None:
-            raise RefusedPickleError(
-                f"{self.where}: refused to load global '{module}.{name}': only tensors, storages, OrderedDict and "
+    def refusal(self, module: str, name: str) -> str:
+        return (f"{self.where}: refused to load global '{module}.{name}': only tensors, storages, OrderedDict and "
                 f"argparse.Namespace are allowed in a checkpoint. Nothing was executed.")
-        return target
 
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pickle
 import resource
+import shutil
 import subprocess
 import sys
 import types
@@ -89,3 +90,10 @@ def checkpointed_run(root: Path) -> Path:
     assert res.exit_code == 0, res.output
     (run,) = (root / "runs").iterdir()
     return run
+
+
+def copy_of(run: Path, tmp_path: Path) -> Path:
+    """A fresh copy of `run` at tmp_path/runs/<its name>, for a test that damages or extends it."""
+    dst = tmp_path / "runs" / run.name
+    shutil.copytree(run, dst)
+    return dst

@@ -4,13 +4,12 @@ ways of breaking the newest checkpoint, each skipped by `--resume` with the reas
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
-from core_kit import checkpointed_run
+from core_kit import checkpointed_run, copy_of
 from safetensors.torch import load_file, save_file
 
 from flowergan.cli.main import cli
@@ -30,9 +29,7 @@ def base_run(tmp_path_factory):
 
 @pytest.fixture
 def run(base_run, tmp_path):
-    dst = tmp_path / "runs" / base_run.name
-    shutil.copytree(base_run, dst)
-    return dst
+    return copy_of(base_run, tmp_path)
 
 
 def _flip(path: Path, offset: int, value: int | None = None) -> None:

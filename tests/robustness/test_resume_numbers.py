@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from core_kit import checkpointed_run
+from core_kit import checkpointed_run, copy_of
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
@@ -39,9 +38,7 @@ def base_run(tmp_path_factory):
 
 @pytest.fixture
 def run(base_run, tmp_path):
-    dst = tmp_path / "runs" / base_run.name
-    shutil.copytree(base_run, dst)
-    return dst
+    return copy_of(base_run, tmp_path)
 
 
 def _edit_state(d: Path, change) -> None:
