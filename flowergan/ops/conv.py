@@ -34,29 +34,35 @@ def explicit_grad_wanted(x: torch.Tensor, w: torch.Tensor) -> bool:
 
 
 class _ConvExplicitGrad(torch.autograd.Function):
-    """conv2d / conv_transpose2d without bias, whose backward is written as ordinary convolutions.
+    """conv2d / conv_transpose2d (bias optional), whose double backward is written as ordinary convolutions.
 
     Autograd's own double backward of a convolution (used by R1 and path length) computes its weight term as a
     convolution whose kernel is image-sized; in bf16 on CPUs with AMX, oneDNN returns that one wrong (relative
     error ~1 instead of ~0.003, torch 2.13), so R1 trained D's 3x3 convolutions on noise. Here the input gradient
-    is the adjoint convolution of the output gradient, whose own derivatives are first-order convolutions.
+    is the adjoint convolution of the output gradient, whose own derivatives are first-order convolutions. A
+    backward that builds no graph (every main phase) is oneDNN's fused one, which is right.
     The plain formula is `F.conv2d` / `F.conv_transpose2d` (the tests compare both, to second order).
     """
 
     @staticmethod
-    def forward(ctx, x, w, stride, padding, groups, transpose):
+    def forward(ctx, x, w, b, stride, padding, groups, transpose):
         ctx.save_for_backward(x, w)
         ctx.conf = (stride, padding, groups, transpose)
         if transpose:
-            return F.conv_transpose2d(x, w, stride=stride, padding=padding, groups=groups)
-        return F.conv2d(x, w, stride=stride, padding=padding, groups=groups)
+            return F.conv_transpose2d(x, w, b, stride=stride, padding=padding, groups=groups)
+        return F.conv2d(x, w, b, stride=stride, padding=padding, groups=groups)
 
     @staticmethod
     def backward(ctx, gy):
         x, w = ctx.saved_tensors
         stride, padding, groups, transpose = ctx.conf
         pads = (padding, padding) if isinstance(padding, int) else tuple(padding)
-        gx = gw = None
+        if not torch.is_grad_enabled():  # first order only (no create_graph): oneDNN's own fused backward is right
+            channels = w.shape[1] * groups if transpose else w.shape[0]
+            return *torch.ops.aten.convolution_backward(gy, x, w, [channels], [stride] * 2, list(pads), [1, 1],
+                                                        transpose, [0, 0], groups, list(ctx.needs_input_grad[:3])), \
+                None, None, None, None
+        gx = gw = gb = None
         if ctx.needs_input_grad[0]:
             if transpose:
                 gx = F.conv2d(gy, w, stride=stride, padding=pads, groups=groups)
@@ -67,7 +73,9 @@ class _ConvExplicitGrad(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             gw = torch.ops.aten.convolution_backward(gy, x, w, None, [stride] * 2, list(pads), [1, 1], transpose,
                                                      [0, 0], groups, [False, True, False])[1]
-        return gx, gw, None, None, None, None
+        if ctx.needs_input_grad[2]:
+            gb = gy.sum(dim=(0, 2, 3))
+        return gx, gw, gb, None, None, None, None
 
 
 def _conv(x: torch.Tensor, w: torch.Tensor, stride: int = 1, padding: int | tuple = 0, groups: int = 1,
@@ -78,8 +86,8 @@ def _conv(x: torch.Tensor, w: torch.Tensor, stride: int = 1, padding: int | tupl
         w = w.flip([2, 3])
     if explicit_grad_wanted(x, w):
         dtype = torch.bfloat16
-        y = _ConvExplicitGrad.apply(x.to(dtype), w.to(dtype), stride, padding, groups, transpose)
-        return _add_bias(y, bias)
+        b = None if bias is None else bias.to(dtype)
+        return _ConvExplicitGrad.apply(x.to(dtype), w.to(dtype), b, stride, padding, groups, transpose)
     if transpose:
         return F.conv_transpose2d(x, w, bias, stride=stride, padding=padding, groups=groups)
     return F.conv2d(x, w, bias, stride=stride, padding=padding, groups=groups)

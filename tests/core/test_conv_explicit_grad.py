@@ -3,7 +3,8 @@
 On CPUs with AMX, oneDNN's bf16 convolution with an image-sized kernel (the weight term of autograd's own
 double backward of a convolution) is wrong, so R1 and path length trained some weights on noise. These tests
 force the explicit path on any CPU and check it against the plain formula: values and first and second
-derivatives in float64, and an R1-style gradient in bf16 against fp32."""
+derivatives in float64 (a first-order backward takes oneDNN's fused kernel, whose result is right; only a backward
+that builds a graph takes the explicit formula), and an R1-style gradient in bf16 against fp32."""
 
 import pytest
 import torch
@@ -20,31 +21,63 @@ CASES = [  # (stride, padding, groups, transpose, in_hw, kernel)
 ]
 
 
-def _plain(x, w, stride, padding, groups, transpose):
+def _plain(x, w, stride, padding, groups, transpose, b=None):
     fn = F.conv_transpose2d if transpose else F.conv2d
-    return fn(x, w, stride=stride, padding=padding, groups=groups)
+    return fn(x, w, b, stride=stride, padding=padding, groups=groups)
+
+
+def _weights(g, transpose, groups, k, requires_grad=True):
+    """(w, b) of a convolution from 4 input channels to 4 (transposed) or 6 outputs."""
+    out = 4 if transpose else 6
+    wshape = (4, out // groups, k, k) if transpose else (out, 4 // groups, k, k)
+    w = torch.randn(*wshape, dtype=torch.float64, generator=g, requires_grad=requires_grad)
+    return w, torch.randn(out, dtype=torch.float64, generator=g, requires_grad=requires_grad)
 
 
 @pytest.mark.parametrize("stride,padding,groups,transpose,hw,k", CASES)
 def test_explicit_grad_matches_autograd_to_second_order(stride, padding, groups, transpose, hw, k):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 4, hw, hw, dtype=torch.float64, generator=g, requires_grad=True)
-    wshape = (4, 4 // groups, k, k) if transpose else (6, 4 // groups, k, k)
-    w = torch.randn(*wshape, dtype=torch.float64, generator=g, requires_grad=True)
+    w, b = _weights(g, transpose, groups, k)
 
-    def explicit(x, w):
-        return conv_ops._ConvExplicitGrad.apply(x, w, stride, padding, groups, transpose)
+    def explicit(x, w, b):
+        return conv_ops._ConvExplicitGrad.apply(x, w, b, stride, padding, groups, transpose)
 
-    torch.testing.assert_close(explicit(x, w), _plain(x, w, stride, padding, groups, transpose))
-    assert torch.autograd.gradcheck(explicit, (x, w))
-    assert torch.autograd.gradgradcheck(explicit, (x, w))
+    torch.testing.assert_close(explicit(x, w, b), _plain(x, w, stride, padding, groups, transpose, b))
+    assert torch.autograd.gradcheck(explicit, (x, w, b))
+    assert torch.autograd.gradgradcheck(explicit, (x, w, b))
+
+
+@pytest.mark.parametrize("stride,padding,groups,transpose,hw,k", CASES)
+@pytest.mark.parametrize("wanted", ["x", "w", "xwb", "b"])
+def test_first_order_backward_takes_the_fused_kernel_and_matches(stride, padding, groups, transpose, hw, k, wanted,
+                                                                 monkeypatch):
+    """Without create_graph the backward is one aten.convolution_backward call (oneDNN's fused kernel, right in bf16
+    too); the gradients asked for match autograd's on the plain formula."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 4, hw, hw, dtype=torch.float64, generator=g, requires_grad="x" in wanted)
+    w, b = _weights(g, transpose, groups, k, requires_grad=False)
+    w.requires_grad_("w" in wanted)
+    b.requires_grad_("b" in wanted)
+    inputs = [t for t in (x, w, b) if t.requires_grad]
+    y = _plain(x, w, stride, padding, groups, transpose, b)
+    gy = torch.randn(y.shape, dtype=torch.float64, generator=g)
+    ref = torch.autograd.grad(y, inputs, gy)
+    calls = []
+    fused = torch.ops.aten.convolution_backward
+    monkeypatch.setattr(torch.ops.aten, "convolution_backward", lambda *a: calls.append(a[-1]) or fused(*a))
+    y = conv_ops._ConvExplicitGrad.apply(x, w, b, stride, padding, groups, transpose)
+    got = torch.autograd.grad(y, inputs, gy)
+    assert calls == [["x" in wanted, "w" in wanted, "b" in wanted]]
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b)
 
 
 def _r1_weight_grad(x, w, dtype, explicit):
     """d/dw of |d sum(lrelu(conv(x, w))^2) / dx|^2: the shape of R1 through one 3x3 layer of D."""
     xx = x.to(dtype).requires_grad_()
     ww = w.to(dtype).requires_grad_()
-    y = conv_ops._ConvExplicitGrad.apply(xx, ww, 1, 1, 1, False) if explicit else F.conv2d(xx, ww, padding=1)
+    y = conv_ops._ConvExplicitGrad.apply(xx, ww, None, 1, 1, 1, False) if explicit else F.conv2d(xx, ww, padding=1)
     (gx,) = torch.autograd.grad(F.leaky_relu(y, 0.2).float().square().sum(), xx, create_graph=True)
     (gw,) = torch.autograd.grad(gx.float().square().sum(), ww)
     return gw.float()
