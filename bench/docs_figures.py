@@ -1,14 +1,15 @@
 """Make the figures of docs/use.md and docs/training.md into docs/images/ (small PNGs), with the real commands.
 
-    PYTHONPATH=. .venv/bin/python bench/docs_figures.py                         # a random-weight tiny model
-    PYTHONPATH=. .venv/bin/python bench/docs_figures.py --network runs/00000-tiny-flowers-32-b16 --out /tmp/figs
+    PYTHONPATH=. .venv/bin/python bench/docs_figures.py --out /tmp/figs         # a random-weight tiny model
+    PYTHONPATH=. .venv/bin/python bench/docs_figures.py --network runs/figs/00000-tiny-flowers-32-b16 \
+        --log runs/figs/00000-tiny-flowers-32-b16/log.jsonl          # the docs' figures (run: docs/use.md)
 
 Writes fig-mix.png, fig-truncation.png, fig-edit-strip.png (flowergan mix / truncation / directions + edit),
 fig-walk-grid.png (the first frame of `flowergan interpolate --grid 3x2`), fig-progress.png (the progress plot
 of `--log`, or of a synthetic log shaped like a long ADA run when none is given: the docs say which) and
 fig-explorer.png (the explorer's first load in headless Chromium, when Chromium and Playwright are installed).
 Without --network the model is `tiny` with random weights (as the tests use): its images are textures, not
-flowers; the point of these figures is their layout. Look at every image before committing it.
+flowers (a check of the layout only). Look at every image before committing it.
 """
 
 from __future__ import annotations

@@ -63,6 +63,9 @@ SKIPS = {
     "flowergan project --network runs/tour --target out/gen/seed0007.png --space w+ --vgg16 download":
         "downloads NVIDIA's vgg16.pt",
     "python bench/export.py": "a benchmark (minutes); its figures are quoted, not checked",
+    "PYTHONPATH=. .venv/bin/python bench/docs_figures.py": "rewrites this repository's docs/images from the "
+                                                           "repository root (tests/test_bench_scripts.py runs it "
+                                                           "into a temporary folder)",
     "flowergan bench": "a benchmark",
     "tensorboard --logdir": "the TensorBoard server runs until Ctrl-C (the event files are checked in "
                             "tests/ecosystem/test_eco_loggers.py)",
