@@ -165,6 +165,18 @@ def env_number(name: str, default: float, error: type[Exception] = ValueError,
 
 
 # ---- atomic writes ------------------------------------------------------------------------------
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` exists on this machine (one we may not signal counts; so does any doubt): a temp file
+    whose writer is gone may be removed, one whose writer may still be writing may not."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def temp_name(path: str | os.PathLike, tag: str = "tmp") -> Path:
     """A fresh hidden name next to `path` with the same suffix: `.<stem>.<pid>-<random>.<tag><suffix>`."""
     path = Path(path)

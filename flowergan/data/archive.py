@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from flowergan.data.errors import DataError
+from flowergan.infra import process_alive
 
 log = logging.getLogger(__name__)
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # zip timestamps are fixed so two runs give identical bytes
@@ -33,16 +34,6 @@ def summary_path(out: str | os.PathLike) -> Path:
     return p.with_name(p.name + ".summary.json")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale_partials(out: Path) -> list[Path]:
     """Delete temp files left by a killed run writing `out` (their writer process no longer exists)."""
     removed = []
@@ -51,7 +42,7 @@ def remove_stale_partials(out: Path) -> list[Path]:
         return removed
     for p in out.parent.iterdir():
         m = pat.match(p.name)
-        if m and not _pid_alive(int(m.group(1))):
+        if m and not process_alive(int(m.group(1))):
             try:
                 p.unlink()
                 removed.append(p)

@@ -20,7 +20,7 @@ from torch import nn
 
 from flowergan.export import rosinality as _rosinality
 from flowergan.export.graph import ExportSpec, example_inputs, export_module, input_names, output_name
-from flowergan.infra import temp_name
+from flowergan.infra import process_alive, temp_name
 
 log = logging.getLogger(__name__)
 
@@ -174,20 +174,10 @@ def remove_stale_temps(out: str | Path) -> list[Path]:
     for target in (out, interface_path(out)):
         for p in target.parent.glob(f".{target.stem}.*.tmp{target.suffix}"):
             pid = p.name[len(target.stem) + 2:].split("-", 1)[0]
-            if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
                 p.unlink(missing_ok=True)
                 gone.append(p)
     return gone
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
 
 
 def estimate_bytes(G: nn.Module) -> int:

@@ -62,6 +62,24 @@ def test_atomic_dir_replaces_a_folder_only_when_complete(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
 
 
+def test_process_alive_tells_a_running_writer_from_a_finished_one(monkeypatch):
+    """The check both stale-temp cleaners (dataset zips, exports) use: a finished process is gone; this one, and
+    one we may not signal, count as alive (their files are kept)."""
+    import os
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # reaped: its pid names no process now
+    assert infra.process_alive(os.getpid()) and not infra.process_alive(child.pid)
+
+    def refused(pid, sig):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "kill", refused)
+    assert infra.process_alive(child.pid)
+
+
 def test_cache_dir_and_file_digest(tmp_path, monkeypatch):
     monkeypatch.setenv("FLOWERGAN_CACHE", str(tmp_path / "c"))
     assert infra.cache_dir() == tmp_path / "c" and not (tmp_path / "c").exists()

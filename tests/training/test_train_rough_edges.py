@@ -9,6 +9,7 @@ import importlib.util
 import json
 import re
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -64,15 +65,20 @@ def _enospc_safetensors(*args, **kwargs):
     raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
 
 
-def test_a_full_disk_while_saving_a_checkpoint_names_it_and_says_how_to_go_on(data16, tmp_path, monkeypatch):
-    import flowergan.networks.store as store
-
-    monkeypatch.setattr(store, "save_file", _enospc_safetensors)
+def _train_to_a_full_disk(data16, tmp_path) -> tuple[Path, str]:
+    """A run (snapshots every 4 images) that stops on the full disk: (its folder, the last line it printed)."""
     out = tmp_path / "runs"
     r = _train(["--data", str(data16), "--out", str(out), *SMALL, "--kimg", "0.008", "--snap", "0.004"])
     assert r.exit_code == 1, r.output
     (run,) = out.iterdir()
-    line = r.output.strip().splitlines()[-1]
+    return run, r.output.strip().splitlines()[-1]
+
+
+def test_a_full_disk_while_saving_a_checkpoint_names_it_and_says_how_to_go_on(data16, tmp_path, monkeypatch):
+    import flowergan.networks.store as store
+
+    monkeypatch.setattr(store, "save_file", _enospc_safetensors)
+    run, line = _train_to_a_full_disk(data16, tmp_path)
     assert line.startswith(f"Error: {run / 'checkpoints' / 'snapshot-0000000004'}: the disk is full"), line
     assert "free some space" in line and "start the run again (it has no checkpoint yet)" in line
     assert not list((run / "checkpoints").iterdir()), "no half-written checkpoint or temp folder left"
@@ -90,11 +96,7 @@ def test_a_full_disk_after_a_checkpoint_says_to_resume_from_it(data16, tmp_path,
         return real(*args, **kwargs)
 
     monkeypatch.setattr(store, "save_file", full_after_first_checkpoint)
-    out = tmp_path / "runs"
-    r = _train(["--data", str(data16), "--out", str(out), *SMALL, "--kimg", "0.008", "--snap", "0.004"])
-    assert r.exit_code == 1, r.output
-    (run,) = out.iterdir()
-    line = r.output.strip().splitlines()[-1]
+    run, line = _train_to_a_full_disk(data16, tmp_path)
     assert line.startswith(f"Error: {run / 'checkpoints' / 'snapshot-0000000008'}: the disk is full"), line
     assert f"continue with `flowergan train --resume {run}` (from snapshot-0000000004" in line, line
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["snapshot-0000000004"]
